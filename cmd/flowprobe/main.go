@@ -1,0 +1,75 @@
+// Command flowprobe proves that the network flows a product needs really
+// pass: it runs the vendors' port tables as checks, once (check) or on a
+// schedule (serve), and exports the verdicts as Prometheus metrics.
+//
+// main stays thin: each subcommand lives in its own file and registers its
+// flags and action with register.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kingpin/v2"
+)
+
+// Exit codes, as promtool uses them.
+const (
+	exitOK     = 0 // every required flow passes
+	exitFailed = 1 // some required flow failed
+	exitUsage  = 2 // usage or config error
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// cli carries what every subcommand needs.
+type cli struct {
+	app    *kingpin.Application
+	stdout io.Writer
+	stderr io.Writer
+	// actions maps a command's full name ("catalog list") to its action.
+	actions map[string]func(ctx context.Context) int
+}
+
+// register adds an action for a command clause.
+func (c *cli) register(cmd *kingpin.CmdClause, action func(ctx context.Context) int) {
+	c.actions[cmd.FullCommand()] = action
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	app := kingpin.New("flowprobe", "Proves that the network flows a product needs really pass, and exports the verdicts as Prometheus metrics.")
+	app.UsageWriter(stderr)
+	app.ErrorWriter(stderr)
+	app.HelpFlag.Short('h')
+	exited := false
+	app.Terminate(func(int) { exited = true })
+
+	c := &cli{app: app, stdout: stdout, stderr: stderr, actions: map[string]func(context.Context) int{}}
+	for _, add := range []func(*cli){
+		addServe, addCheck, addProbe, addCatalog, addPlan, addListen, addValidate, addVersion,
+	} {
+		add(c)
+	}
+
+	cmd, err := app.Parse(args)
+	if exited {
+		return exitOK // --help or --version printed
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "flowprobe: %v (try --help)\n", err)
+		return exitUsage
+	}
+	action, ok := c.actions[cmd]
+	if !ok {
+		fmt.Fprintf(stderr, "flowprobe: %v\n", errors.New("no command given (try --help)"))
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return action(ctx)
+}

@@ -1,0 +1,182 @@
+package probe
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Protocol is the transport of a flow: tcp, udp or icmp.
+type Protocol string
+
+// The transports a flow can use.
+const (
+	TCP  Protocol = "tcp"
+	UDP  Protocol = "udp"
+	ICMP Protocol = "icmp"
+)
+
+// Valid reports whether p is one of the known transports.
+func (p Protocol) Valid() bool { return p == TCP || p == UDP || p == ICMP }
+
+// Requirement says whether a flow is always needed.
+type Requirement string
+
+// The requirement levels of a catalog flow.
+const (
+	Required    Requirement = "required"
+	Optional    Requirement = "optional"
+	Conditional Requirement = "conditional" // needed when Flow.Condition holds
+)
+
+// Valid reports whether r is a known requirement level.
+func (r Requirement) Valid() bool { return r == Required || r == Optional || r == Conditional }
+
+// PortKind tells a fixed port or range from ports that cannot be checked
+// directly.
+type PortKind uint8
+
+// Port kinds.
+const (
+	PortFixed     PortKind = iota // Low..High (Low == High for one port)
+	PortDynamic                   // "dynamic": chosen at run time by the product
+	PortEphemeral                 // "ephemeral": the OS ephemeral range
+)
+
+// PortSpec is one item of a flow's port list: a port, a range, or a marker
+// for dynamic or ephemeral ports. Its text form (YAML, JSON strings, CLI) is
+// "389", "6910-6930", "dynamic" or "ephemeral".
+type PortSpec struct {
+	Kind      PortKind
+	Low, High int
+}
+
+// Checkable reports whether a check can target this port spec directly.
+func (p PortSpec) Checkable() bool { return p.Kind == PortFixed }
+
+// IsRange reports whether the spec covers more than one port.
+func (p PortSpec) IsRange() bool { return p.Kind == PortFixed && p.High > p.Low }
+
+func (p PortSpec) String() string {
+	switch p.Kind {
+	case PortDynamic:
+		return "dynamic"
+	case PortEphemeral:
+		return "ephemeral"
+	}
+	if p.High > p.Low {
+		return fmt.Sprintf("%d-%d", p.Low, p.High)
+	}
+	return strconv.Itoa(p.Low)
+}
+
+// ParsePortSpec parses the text form of a PortSpec and checks that every
+// port lies within 1..65535 and that a range is not reversed.
+func ParsePortSpec(s string) (PortSpec, error) {
+	s = strings.TrimSpace(s)
+	switch s {
+	case "dynamic":
+		return PortSpec{Kind: PortDynamic}, nil
+	case "ephemeral":
+		return PortSpec{Kind: PortEphemeral}, nil
+	}
+	lo, hi, isRange := strings.Cut(s, "-")
+	l, err := parsePort(lo)
+	if err != nil {
+		return PortSpec{}, err
+	}
+	h := l
+	if isRange {
+		if h, err = parsePort(hi); err != nil {
+			return PortSpec{}, err
+		}
+		if h < l {
+			return PortSpec{}, fmt.Errorf("port range %q is reversed", s)
+		}
+	}
+	return PortSpec{Kind: PortFixed, Low: l, High: h}, nil
+}
+
+func parsePort(s string) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil {
+		return 0, fmt.Errorf("port %q is not a number, a LOW-HIGH range, \"dynamic\" or \"ephemeral\"", s)
+	}
+	if n < 1 || n > 65535 {
+		return 0, fmt.Errorf("port %d is outside 1..65535", n)
+	}
+	return n, nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (p PortSpec) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (p *PortSpec) UnmarshalText(b []byte) error {
+	v, err := ParsePortSpec(string(b))
+	if err != nil {
+		return err
+	}
+	*p = v
+	return nil
+}
+
+// Role is a party of a product's flows (an appliance, a hypervisor host, a
+// cluster node, an administrator's browser...).
+type Role struct {
+	Name        string `yaml:"name" json:"name"`
+	Description string `yaml:"description" json:"description"`
+}
+
+// Flow is one row of a vendor's port table: who talks to whom, over which
+// transport and ports, and why.
+type Flow struct {
+	Product     string      `json:"product"`
+	ID          string      `json:"id"`
+	Source      string      `json:"source"`
+	Destination string      `json:"destination"`
+	Hostname    string      `json:"hostname"` // a fixed external name instead of a destination role's hosts
+	Protocol    Protocol    `json:"protocol"`
+	Ports       []PortSpec  `json:"ports"`
+	Purpose     string      `json:"purpose"`
+	Required    Requirement `json:"required"`
+	Condition   string      `json:"condition"`
+	Footnotes   []string    `json:"footnotes"`
+	Section     string      `json:"section"`
+	App         string      `json:"app"` // application protocol hint: ldap, ntp, https, ...
+	Revisions   []string    `json:"revisions"`
+	Note        string      `json:"note"`
+
+	// File and Line locate the flow in its catalog file, for messages.
+	File string `json:"-"`
+	Line int    `json:"-"`
+}
+
+// Product is one vendor product's catalog: its roles and flows.
+type Product struct {
+	Name     string   // e.g. "sios-lifekeeper"
+	Title    string   // e.g. "SIOS LifeKeeper for Linux"
+	Document []string // the source documents the flows were read from
+	Roles    []Role
+	Flows    []Flow
+}
+
+// Role returns the declared role with the given name.
+func (p *Product) Role(name string) (Role, bool) {
+	for _, r := range p.Roles {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return Role{}, false
+}
+
+// Flow returns the flow with the given id.
+func (p *Product) Flow(id string) (*Flow, bool) {
+	for i := range p.Flows {
+		if p.Flows[i].ID == id {
+			return &p.Flows[i], true
+		}
+	}
+	return nil, false
+}

@@ -1,0 +1,6 @@
+// Package scheduler decides when checks run: one loop per target started at
+// a stable offset derived from the target's ID, optional jitter, global and
+// per-host caps on checks in flight, no overlapping runs of one target,
+// reload by diff, and RunOnce for the one-shot CLI. It owns every deadline;
+// it does not know Prometheus.
+package scheduler
