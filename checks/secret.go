@@ -1,0 +1,31 @@
+package checks
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// readSecret reads a secret from a file or an environment variable; never
+// from the config itself. Trailing newlines of a file are dropped. what
+// names the secret in errors; the secret's value never appears in one.
+func readSecret(what, file, env string) (string, error) {
+	switch {
+	case file != "" && env != "":
+		return "", fmt.Errorf("%s: set %s_file or %s_env, not both", what, what, what)
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("%s_file: %w", what, err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	case env != "":
+		v, ok := os.LookupEnv(env)
+		if !ok {
+			return "", fmt.Errorf("%s_env: environment variable %s is not set", what, env)
+		}
+		return v, nil
+	}
+	return "", errors.New(what + ": not set")
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# flowprobe's whole test suite: formatting, vet, unit tests, and, as root,
+# the lab of real servers in a network namespace with the integration tests.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then echo "gofmt would change:"; echo "$unformatted"; exit 1; fi
+
+step "go vet"
+go vet ./...
+go vet -tags lab ./...
+
+race=()
+if command -v gcc >/dev/null 2>&1; then race=(-race); fi
+
+step "unit tests"
+go test "${race[@]}" -count=1 ./...
+
+if [ "$(id -u)" -ne 0 ]; then
+  step "integration tests: SKIPPED"
+  echo "The integration tests need root: they create network namespaces, firewall rules"
+  echo "and start real servers (slapd, chrony, snmpd, tgt, unbound, nginx, openssh)."
+  echo "Run ./test.sh as root to run them."
+  exit 0
+fi
+
+step "lab up"
+deploy/testlab/lab.sh install
+deploy/testlab/lab.sh up
+trap 'deploy/testlab/lab.sh down' EXIT
+export FLOWPROBE_LAB=/run/flowprobe-lab
+
+step "integration tests"
+go test -tags lab -count=1 -p 1 ./...
