@@ -3,16 +3,276 @@ package checks
 import (
 	"context"
 	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
 
 	"github.com/flowprobe/flowprobe/probe"
 )
 
-// DNSOptions are the options of the dns check. Not implemented yet.
-type DNSOptions struct{}
+// DNSOptions are the options of the dns check. The target is the DNS server
+// (port 53 unless the target names another); the options say what to ask it
+// and what the answer must look like.
+type DNSOptions struct {
+	// Name is the name to look up (required), e.g. "_ldap._tcp.example.org".
+	Name string `yaml:"name"`
+	// Type is the record type: A, AAAA, SRV, PTR, MX, TXT, NS, SOA, CNAME...
+	Type string `yaml:"type"`
+	// Transport is "udp" (default) or "tcp".
+	Transport string `yaml:"transport"`
+	// Rcode is the response code the server must answer with (NOERROR).
+	Rcode string `yaml:"rcode"`
+	// Answers lists values each of which must match at least one record of
+	// the answer section: an exact value, or a regular expression that
+	// matches a whole value.
+	Answers []string `yaml:"answers"`
+	// MinAnswers is the least number of records in the answer section; nil
+	// means 1 when Rcode is NOERROR and 0 otherwise.
+	MinAnswers *int `yaml:"min_answers"`
+	// RecursionDesired sets the RD bit of the query (default true).
+	RecursionDesired bool `yaml:"recursion_desired"`
 
-func newDNSOptions() any { return &DNSOptions{} }
+	qtype   uint16
+	rcode   int
+	answers []answerMatcher
+}
 
+// dnsUDPSize is the EDNS0 buffer size the dns check advertises over UDP:
+// the size the DNS flag day 2020 settled on, large enough for the SRV
+// records of a directory with many controllers, small enough not to
+// fragment.
+const dnsUDPSize = 1232
+
+// dnsDetailAnswers bounds the answers shown in Details.
+const dnsDetailAnswers = 8
+
+func newDNSOptions() any {
+	return &DNSOptions{Type: "A", Transport: "udp", Rcode: "NOERROR", RecursionDesired: true}
+}
+
+// Validate checks the options and prepares the query type, rcode and answer
+// matchers.
+func (o *DNSOptions) Validate() error {
+	var errs []error
+	if strings.TrimSpace(o.Name) == "" {
+		errs = append(errs, errors.New("name is required"))
+	} else if _, ok := dns.IsDomainName(o.Name); !ok {
+		errs = append(errs, fmt.Errorf("name %q is not a domain name", o.Name))
+	}
+	qt, ok := dns.StringToType[strings.ToUpper(o.Type)]
+	if !ok || qt == dns.TypeNone {
+		errs = append(errs, fmt.Errorf("type %q is not a DNS record type", o.Type))
+	}
+	o.qtype = qt
+	rc, ok := dns.StringToRcode[strings.ToUpper(o.Rcode)]
+	if !ok {
+		errs = append(errs, fmt.Errorf("rcode %q is not a DNS response code (NOERROR, NXDOMAIN, SERVFAIL, REFUSED...)", o.Rcode))
+	}
+	o.rcode = rc
+	switch o.Transport {
+	case "udp", "tcp":
+	default:
+		errs = append(errs, fmt.Errorf("transport %q: want udp or tcp", o.Transport))
+	}
+	if o.MinAnswers != nil && *o.MinAnswers < 0 {
+		errs = append(errs, fmt.Errorf("min_answers %d is negative", *o.MinAnswers))
+	}
+	o.answers = o.answers[:0]
+	for _, a := range o.Answers {
+		if a == "" {
+			errs = append(errs, errors.New("answers: empty entry"))
+			continue
+		}
+		o.answers = append(o.answers, newAnswerMatcher(a))
+	}
+	return errors.Join(errs...)
+}
+
+// minAnswers is MinAnswers with its default applied.
+func (o *DNSOptions) minAnswers() int {
+	if o.MinAnswers != nil {
+		return *o.MinAnswers
+	}
+	if o.rcode == dns.RcodeSuccess {
+		return 1
+	}
+	return 0
+}
+
+// answerMatcher matches one expected answer against record values.
+type answerMatcher struct {
+	text string
+	re   *regexp.Regexp // nil when text is not a valid regular expression
+}
+
+func newAnswerMatcher(s string) answerMatcher {
+	m := answerMatcher{text: s}
+	if re, err := regexp.Compile(`^(?:` + s + `)$`); err == nil {
+		m.re = re
+	}
+	return m
+}
+
+// match reports whether v, the value of one record, is what m expects: the
+// same text (names compared without case and trailing dot), or a whole match
+// of the regular expression.
+func (m answerMatcher) match(v string) bool {
+	if normaliseName(v) == normaliseName(m.text) {
+		return true
+	}
+	return m.re != nil && (m.re.MatchString(v) || m.re.MatchString(strings.TrimSuffix(v, ".")))
+}
+
+func normaliseName(s string) string { return strings.ToLower(strings.TrimSuffix(s, ".")) }
+
+// rrValue is the value of a record: its text without the owner, TTL, class
+// and type ("192.0.2.10"; "0 100 389 dc1.example.org."). TXT strings are
+// unquoted and joined.
+func rrValue(rr dns.RR) string {
+	if txt, ok := rr.(*dns.TXT); ok {
+		return strings.Join(txt.Txt, "")
+	}
+	return strings.TrimPrefix(rr.String(), rr.Header().String())
+}
+
+func dnsOptions(t *probe.Target) (*DNSOptions, error) {
+	switch o := t.Options.(type) {
+	case *DNSOptions:
+		return o, nil
+	case nil:
+		return nil, errors.New("dns check: option name is required")
+	default:
+		return nil, fmt.Errorf("dns check: options of type %T, want *DNSOptions", t.Options)
+	}
+}
+
+// checkDNS sends one query to the DNS server of the target and judges the
+// reply. A transport failure is classified as usual (over UDP the socket is
+// connected, so an ICMP port unreachable is "refused"). A reply that is not
+// a DNS response to this query (garbage, another ID, QR clear, another
+// question) is a protocol_error, and so is an unexpected rcode or answer:
+// the path is open and the server answered, but the service is not doing
+// its job.
 func checkDNS(ctx context.Context, t probe.Target) probe.Result {
 	var r probe.Result
-	return finish(&r, errors.New("dns check: not implemented yet"))
+	o, err := dnsOptions(&t)
+	if err != nil {
+		return finish(&r, err)
+	}
+	port := t.Port
+	if port == 0 {
+		port = 53
+	}
+	conn, err := dialPort(ctx, &t, o.Transport, port, &r)
+	if err != nil {
+		return finish(&r, err)
+	}
+	defer conn.Close()
+	defer stopOnDone(ctx, conn)()
+
+	q := new(dns.Msg)
+	q.SetQuestion(dns.Fqdn(o.Name), o.qtype)
+	q.RecursionDesired = o.RecursionDesired
+	co := &dns.Conn{Conn: conn}
+	if o.Transport == "udp" {
+		q.SetEdns0(dnsUDPSize, false)
+		co.UDPSize = dnsUDPSize
+	}
+
+	start := time.Now()
+	reply, err := dnsExchange(co, q)
+	r.Phases[probe.PhaseRequest] = time.Since(start)
+	if err != nil {
+		return finish(&r, err)
+	}
+	return finish(&r, judgeDNS(&r, o, q, reply))
+}
+
+// dnsExchange writes q and reads one reply. Unlike dns.Client it does not
+// skip replies with another ID: on a connected socket of its own, only the
+// server can answer, so a wrong ID is the server's fault.
+func dnsExchange(co *dns.Conn, q *dns.Msg) (*dns.Msg, error) {
+	if err := co.WriteMsg(q); err != nil {
+		return nil, fmt.Errorf("dns query: %w", err)
+	}
+	reply, err := co.ReadMsg()
+	if err != nil {
+		// Transport errors keep their outcome; anything else (a datagram
+		// that does not parse, a TCP peer that hangs up) is a protocol_error.
+		return nil, fmt.Errorf("dns reply: %w", err)
+	}
+	switch {
+	case reply.Id != q.Id:
+		return nil, Fail(probe.OutcomeProtocolError, "dns reply: ID %d does not match query ID %d", reply.Id, q.Id)
+	case !reply.Response:
+		return nil, Fail(probe.OutcomeProtocolError, "dns reply: QR bit clear, the peer echoed a query instead of answering")
+	case len(reply.Question) > 0 && (!strings.EqualFold(reply.Question[0].Name, q.Question[0].Name) ||
+		reply.Question[0].Qtype != q.Question[0].Qtype):
+		return nil, Fail(probe.OutcomeProtocolError, "dns reply: answers another question (%s %s)",
+			reply.Question[0].Name, dns.TypeToString[reply.Question[0].Qtype])
+	}
+	return reply, nil
+}
+
+// judgeDNS records the reply in r and returns the failure, if any.
+func judgeDNS(r *probe.Result, o *DNSOptions, q, reply *dns.Msg) error {
+	rcode := dns.RcodeToString[reply.Rcode]
+	if rcode == "" {
+		rcode = strconv.Itoa(reply.Rcode)
+	}
+	r.SetValue(probe.ValueDNSRcode, float64(reply.Rcode))
+	r.SetValue(probe.ValueDNSAnswers, float64(len(reply.Answer)))
+	r.SetDetail("rcode", rcode)
+	values := make([]string, len(reply.Answer))
+	for i, rr := range reply.Answer {
+		values[i] = rrValue(rr)
+	}
+	if len(values) > 0 {
+		shown := values
+		more := ""
+		if len(shown) > dnsDetailAnswers {
+			more = fmt.Sprintf(" (+%d more)", len(shown)-dnsDetailAnswers)
+			shown = shown[:dnsDetailAnswers]
+		}
+		r.SetDetail("answers", strings.Join(shown, ", ")+more)
+	}
+	if reply.Truncated {
+		r.SetDetail("truncated", "true")
+	}
+	if reply.Authoritative {
+		r.SetDetail("authoritative", "true")
+	}
+
+	fail := func(format string, args ...any) error {
+		reason := fmt.Sprintf(format, args...)
+		r.SetDetail(probe.DetailReason, reason)
+		return Fail(probe.OutcomeProtocolError, "dns %s %s: %s", q.Question[0].Name, dns.TypeToString[o.qtype], reason)
+	}
+	if reply.Rcode != o.rcode {
+		return fail("rcode %s, expected %s", rcode, dns.RcodeToString[o.rcode])
+	}
+	if n, least := len(reply.Answer), o.minAnswers(); n < least {
+		trunc := ""
+		if reply.Truncated {
+			trunc = " (reply truncated)"
+		}
+		return fail("%d answers, expected at least %d%s", n, least, trunc)
+	}
+	for _, m := range o.answers {
+		found := false
+		for _, v := range values {
+			if m.match(v) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return fail("no answer matches %q", m.text)
+		}
+	}
+	return nil
 }
