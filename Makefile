@@ -1,0 +1,51 @@
+# flowprobe — build, test, image.
+GO          ?= go
+VERSION     ?= $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+REVISION    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+BRANCH      ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
+BUILD_DATE  ?= $(shell date -u +%Y%m%d-%H:%M:%S)
+BUILD_USER  ?= $(shell id -un)@$(shell hostname)
+IMAGE       ?= flowprobe:$(VERSION)
+OS          ?= linux
+ARCH        ?= $(shell $(GO) env GOARCH)
+
+VERSION_PKG := github.com/prometheus/common/version
+LDFLAGS := -s -w \
+	-X $(VERSION_PKG).Version=$(VERSION) \
+	-X $(VERSION_PKG).Revision=$(REVISION) \
+	-X $(VERSION_PKG).Branch=$(BRANCH) \
+	-X $(VERSION_PKG).BuildUser=$(BUILD_USER) \
+	-X $(VERSION_PKG).BuildDate=$(BUILD_DATE)
+
+.PHONY: all build test cross image clean
+
+all: build
+
+## build: a static binary for this machine at ./flowprobe
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o flowprobe ./cmd/flowprobe
+
+## test: the whole test suite (as root: with the lab of real servers)
+test:
+	./test.sh
+
+## cross: static binaries for linux/amd64 and linux/arm64 under .build/
+cross:
+	for arch in amd64 arm64; do \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' \
+			-o .build/linux-$$arch/flowprobe ./cmd/flowprobe || exit 1; \
+	done
+
+## image: the container image (podman or buildah; no registry needed, it starts from scratch)
+image:
+	CGO_ENABLED=0 GOOS=$(OS) GOARCH=$(ARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' \
+		-o .build/$(OS)-$(ARCH)/flowprobe ./cmd/flowprobe
+	cp /etc/ssl/certs/ca-certificates.crt .build/ca-certificates.crt
+	if command -v podman >/dev/null; then \
+		podman build --build-arg OS=$(OS) --build-arg ARCH=$(ARCH) -t $(IMAGE) . ; \
+	else \
+		buildah bud --build-arg OS=$(OS) --build-arg ARCH=$(ARCH) -t $(IMAGE) . ; \
+	fi
+
+clean:
+	rm -rf .build flowprobe

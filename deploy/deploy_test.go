@@ -1,0 +1,344 @@
+// Package deploy_test checks that the files users copy into their setup
+// agree with each other: the PrometheusRule and the Grafana alert rules carry
+// exactly the alerts of deploy/prometheus/alerts.yml, the dashboard's queries
+// use flowprobe's metrics and variables, and the Kubernetes objects select
+// each other.
+package deploy_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+)
+
+type rule struct {
+	Alert       string            `yaml:"alert"`
+	Expr        string            `yaml:"expr"`
+	For         string            `yaml:"for"`
+	Labels      map[string]string `yaml:"labels"`
+	Annotations map[string]string `yaml:"annotations"`
+}
+
+type ruleGroup struct {
+	Name  string `yaml:"name"`
+	Rules []rule `yaml:"rules"`
+}
+
+func readYAML(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+func alertRules(t *testing.T) []ruleGroup {
+	var f struct {
+		Groups []ruleGroup `yaml:"groups"`
+	}
+	readYAML(t, "prometheus/alerts.yml", &f)
+	return f.Groups
+}
+
+// The alerts the issue of record asks for, by name.
+var wantAlerts = []string{
+	"FlowprobeAuthFailure", "FlowprobeCheckNotRun", "FlowprobeConfigReloadFailed", "FlowprobeDown",
+	"FlowprobeFlowBlocked", "FlowprobeFlowRefused", "FlowprobeNTPOffsetTooLarge",
+	"FlowprobeNTPServerUnsynchronised", "FlowprobeTLSCertificateExpiring", "FlowprobeTLSError",
+}
+
+func TestAlertRulesNameEveryFlowLabel(t *testing.T) {
+	var names []string
+	for _, g := range alertRules(t) {
+		for _, r := range g.Rules {
+			names = append(names, r.Alert)
+			if r.Annotations["summary"] == "" || r.Annotations["runbook"] == "" {
+				t.Errorf("%s: needs a summary and a runbook hint", r.Alert)
+			}
+			if !strings.HasPrefix(r.Expr, "flowprobe_") && !strings.Contains(r.Expr, "(flowprobe_") &&
+				!strings.Contains(r.Expr, "time() - flowprobe_") && !strings.Contains(r.Expr, "abs(flowprobe_") &&
+				!strings.HasPrefix(r.Expr, "up{") {
+				t.Errorf("%s: expression %q does not start from a flowprobe metric", r.Alert, r.Expr)
+			}
+			if g.Name == "flowprobe-self" {
+				continue
+			}
+			for _, l := range []string{"product", "flow", "source", "destination", "target"} {
+				if !strings.Contains(r.Annotations["summary"], "$labels."+l) {
+					t.Errorf("%s: summary does not name %s", r.Alert, l)
+				}
+			}
+		}
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, wantAlerts) {
+		t.Errorf("alerts = %v, want %v", names, wantAlerts)
+	}
+}
+
+func TestPrometheusRuleCarriesAlertsYML(t *testing.T) {
+	var pr struct {
+		APIVersion string `yaml:"apiVersion"`
+		Kind       string `yaml:"kind"`
+		Metadata   struct {
+			Name   string            `yaml:"name"`
+			Labels map[string]string `yaml:"labels"`
+		} `yaml:"metadata"`
+		Spec struct {
+			Groups []ruleGroup `yaml:"groups"`
+		} `yaml:"spec"`
+	}
+	readYAML(t, "kubernetes/prometheusrule.yaml", &pr)
+	if pr.Kind != "PrometheusRule" || pr.APIVersion != "monitoring.coreos.com/v1" {
+		t.Fatalf("kind %s/%s", pr.APIVersion, pr.Kind)
+	}
+	if !reflect.DeepEqual(pr.Spec.Groups, alertRules(t)) {
+		t.Error("kubernetes/prometheusrule.yaml differs from prometheus/alerts.yml; regenerate it")
+	}
+}
+
+func TestGrafanaAlertsUseTheSameQueries(t *testing.T) {
+	var f struct {
+		APIVersion int `yaml:"apiVersion"`
+		Groups     []struct {
+			OrgID    int    `yaml:"orgId"`
+			Name     string `yaml:"name"`
+			Folder   string `yaml:"folder"`
+			Interval string `yaml:"interval"`
+			Rules    []struct {
+				UID       string `yaml:"uid"`
+				Title     string `yaml:"title"`
+				Condition string `yaml:"condition"`
+				Data      []struct {
+					RefID             string         `yaml:"refId"`
+					RelativeTimeRange map[string]int `yaml:"relativeTimeRange"`
+					DatasourceUID     string         `yaml:"datasourceUid"`
+					Model             map[string]any `yaml:"model"`
+				} `yaml:"data"`
+				NoDataState  string            `yaml:"noDataState"`
+				ExecErrState string            `yaml:"execErrState"`
+				For          string            `yaml:"for"`
+				Labels       map[string]string `yaml:"labels"`
+				Annotations  map[string]string `yaml:"annotations"`
+				IsPaused     bool              `yaml:"isPaused"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	readYAML(t, "grafana/alerting/flowprobe-alerts.yaml", &f)
+	want := map[string]rule{}
+	for _, g := range alertRules(t) {
+		for _, r := range g.Rules {
+			want[r.Alert] = r
+		}
+	}
+	seen := 0
+	for _, g := range f.Groups {
+		for _, r := range g.Rules {
+			w, ok := want[r.Title]
+			if !ok {
+				t.Errorf("grafana rule %s is not in alerts.yml", r.Title)
+				continue
+			}
+			seen++
+			if len(r.Data) != 2 || r.Data[0].RefID != "A" || r.Condition != "B" {
+				t.Errorf("%s: want query A and condition B", r.Title)
+				continue
+			}
+			if got := strings.TrimSpace(r.Data[0].Model["expr"].(string)); got != strings.TrimSpace(w.Expr) {
+				t.Errorf("%s: expr %q, want %q", r.Title, got, w.Expr)
+			}
+			if r.Data[0].DatasourceUID != "prometheus" || r.NoDataState != "OK" {
+				t.Errorf("%s: datasource %q noDataState %q", r.Title, r.Data[0].DatasourceUID, r.NoDataState)
+			}
+			if r.For != w.For || !reflect.DeepEqual(r.Labels, w.Labels) {
+				t.Errorf("%s: for/labels differ from alerts.yml", r.Title)
+			}
+		}
+	}
+	if seen != len(want) {
+		t.Errorf("grafana has %d of the %d alerts", seen, len(want))
+	}
+}
+
+// DashboardQueries returns every PromQL query of the dashboard (panels and
+// variables), as written.
+func dashboardQueries(t *testing.T) (panels map[string][]string, vars map[string]string) {
+	t.Helper()
+	b, err := os.ReadFile("grafana/flowprobe.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+		Templating struct {
+			List []struct {
+				Name       string `json:"name"`
+				Type       string `json:"type"`
+				Definition string `json:"definition"`
+			} `json:"list"`
+		} `json:"templating"`
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatalf("grafana/flowprobe.json: %v", err)
+	}
+	panels = map[string][]string{}
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			panels[p.Title] = append(panels[p.Title], tg.Expr)
+		}
+	}
+	vars = map[string]string{}
+	for _, v := range d.Templating.List {
+		vars[v.Name] = v.Definition
+	}
+	return panels, vars
+}
+
+func TestDashboardHasTheViewsAndVariables(t *testing.T) {
+	panels, vars := dashboardQueries(t)
+	for _, v := range []string{"site", "product", "source", "destination"} {
+		if vars[v] == "" {
+			t.Errorf("variable %s missing", v)
+		}
+	}
+	for _, title := range []string{"Flow matrix", "State over time", "Failures by outcome", "Latency by flow", "TLS certificate expiry", "NTP offset"} {
+		if len(panels[title]) == 0 {
+			t.Errorf("panel %q missing", title)
+		}
+	}
+	sel := regexp.MustCompile(`flowprobe_check_\w+\{[^}]*\}`)
+	for title, exprs := range panels {
+		for _, e := range exprs {
+			for _, m := range sel.FindAllString(e, -1) {
+				for _, v := range []string{"$site", "$product", "$source", "$destination"} {
+					if !strings.Contains(m, v) {
+						t.Errorf("panel %q: %s ignores %s", title, m, v)
+					}
+				}
+			}
+		}
+	}
+}
+
+// k8sObjects decodes every document of every file under kubernetes/.
+func k8sObjects(t *testing.T) map[string]map[string]any {
+	t.Helper()
+	objs := map[string]map[string]any{}
+	files, _ := filepath.Glob("kubernetes/*.yaml")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		for {
+			var o map[string]any
+			if err := dec.Decode(&o); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			md := o["metadata"].(map[string]any)
+			objs[o["kind"].(string)+"/"+md["name"].(string)] = o
+		}
+	}
+	return objs
+}
+
+func dig(v any, path ...string) any {
+	for _, p := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[p]
+	}
+	return v
+}
+
+func TestKubernetesObjectsSelectEachOther(t *testing.T) {
+	objs := k8sObjects(t)
+	for _, k := range []string{"Deployment/appliance", "DaemonSet/flowprobe", "Service/flowprobe",
+		"ServiceMonitor/flowprobe", "PrometheusRule/flowprobe", "ConfigMap/flowprobe-config", "Secret/flowprobe-secrets"} {
+		if objs[k] == nil {
+			t.Fatalf("%s missing from deploy/kubernetes", k)
+		}
+	}
+	svc := objs["Service/flowprobe"]
+	selector := dig(svc, "spec", "selector").(map[string]any)
+	for _, w := range []string{"Deployment/appliance", "DaemonSet/flowprobe"} {
+		labels := dig(objs[w], "spec", "template", "metadata", "labels").(map[string]any)
+		for k, v := range selector {
+			if labels[k] != v {
+				t.Errorf("Service selector %s=%v does not select %s", k, v, w)
+			}
+		}
+		var fp map[string]any
+		for _, c := range dig(objs[w], "spec", "template", "spec", "containers").([]any) {
+			if c.(map[string]any)["name"] == "flowprobe" {
+				fp = c.(map[string]any)
+			}
+		}
+		if fp == nil {
+			t.Fatalf("%s has no flowprobe container", w)
+		}
+		if dig(fp, "securityContext", "runAsNonRoot") != true {
+			t.Errorf("%s: flowprobe must run as non-root", w)
+		}
+		var mounts []string
+		for _, m := range fp["volumeMounts"].([]any) {
+			mounts = append(mounts, m.(map[string]any)["mountPath"].(string))
+		}
+		if !slices.Contains(mounts, "/etc/flowprobe") || !slices.Contains(mounts, "/etc/flowprobe/secrets") {
+			t.Errorf("%s: config and secrets must be mounted as files, got %v", w, mounts)
+		}
+	}
+	svcLabels := dig(svc, "metadata", "labels").(map[string]any)
+	sm := objs["ServiceMonitor/flowprobe"]
+	for k, v := range dig(sm, "spec", "selector", "matchLabels").(map[string]any) {
+		if svcLabels[k] != v {
+			t.Errorf("ServiceMonitor selector %s=%v does not select the Service", k, v)
+		}
+	}
+	port := dig(sm, "spec", "endpoints").([]any)[0].(map[string]any)["port"]
+	if dig(svc, "spec", "ports").([]any)[0].(map[string]any)["name"] != port {
+		t.Errorf("ServiceMonitor port %v is not the Service's port name", port)
+	}
+}
+
+func TestSystemdUnitIsHardened(t *testing.T) {
+	b, err := os.ReadFile("systemd/flowprobe.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := string(b)
+	for _, want := range []string{
+		"\nAmbientCapabilities=CAP_NET_RAW\n", "\nCapabilityBoundingSet=CAP_NET_RAW\n",
+		"\nExecReload=/bin/kill -HUP $MAINPID\n", "\nProtectSystem=strict\n", "\nPrivateTmp=yes\n",
+		"\nNoNewPrivileges=yes\n", "\nDynamicUser=yes\n",
+	} {
+		if !strings.Contains(unit, want) {
+			t.Errorf("unit lacks %q", strings.TrimSpace(want))
+		}
+	}
+}
