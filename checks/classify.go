@@ -34,6 +34,13 @@ func Fail(o probe.Outcome, format string, args ...any) error {
 // Classify turns an error chain into exactly one outcome. It is the only
 // place that does so; checks wrap their errors with %w and call it (through
 // finish) at the end of a run.
+//
+// The order matters: a pinned outcome (Fail) wins; then a name that did not
+// resolve; then what the kernel said (RST or ICMP port unreachable is
+// refused; ICMP host/net unreachable and admin-prohibited, which Linux
+// reports as EHOSTUNREACH/ENETUNREACH, are unreachable); then a deadline
+// (a silent drop); then TLS; anything else that answered is a protocol
+// error.
 func Classify(err error) probe.Outcome {
 	if err == nil {
 		return probe.OutcomeOK
@@ -47,10 +54,12 @@ func Classify(err error) probe.Outcome {
 		return probe.OutcomeDNSError
 	}
 	switch {
-	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET):
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EPIPE):
 		return probe.OutcomeRefused
 	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH),
-		errors.Is(err, syscall.EHOSTDOWN), errors.Is(err, syscall.ENONET):
+		errors.Is(err, syscall.EHOSTDOWN), errors.Is(err, syscall.ENETDOWN),
+		errors.Is(err, syscall.ENONET):
 		return probe.OutcomeUnreachable
 	}
 	if isTimeout(err) {
@@ -69,23 +78,54 @@ func Classify(err error) probe.Outcome {
 		authErr    x509.UnknownAuthorityError
 	)
 	if errors.As(err, &certErr) || errors.As(err, &alertErr) || errors.As(err, &hostErr) ||
-		errors.As(err, &invalidErr) || errors.As(err, &authErr) {
+		errors.As(err, &invalidErr) || errors.As(err, &authErr) || isTLSAlert(err) {
 		return probe.OutcomeTLSError
 	}
 	return probe.OutcomeProtocolError
 }
 
+// isTimeout reports a deadline or a cancelled context: nothing answered in
+// the time the check was given.
 func isTimeout(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
+		errors.Is(err, context.Canceled) {
 		return true
 	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
+// isTLSAlert reports a TLS alert over TCP: crypto/tls returns an alert the
+// peer sent as a *net.OpError with Op "remote error", and one it sent
+// itself as Op "local error"; no other package uses those operation names.
+func isTLSAlert(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && (op.Op == "remote error" || op.Op == "local error")
+}
+
 // isEOF reports a peer that closed the connection before it said enough.
 func isEOF(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// tlsHandshakeError wraps the error of a TLS handshake for Classify. The
+// network failures, the deadline and a peer that does not speak TLS (a
+// record header that is not TLS, or a close before the handshake ended)
+// keep their own outcome; every other handshake failure (a certificate, an
+// alert, a version or cipher the peers could not agree on, which crypto/tls
+// reports as plain errors) is a tls_error. The returned error names the
+// handshake and wraps err.
+func tlsHandshakeError(err error) error {
+	var recErr tls.RecordHeaderError
+	switch o := Classify(err); {
+	case errors.As(err, &recErr):
+		return fmt.Errorf("TLS handshake: the peer does not speak TLS: %w", err)
+	case isEOF(err):
+		return Fail(probe.OutcomeProtocolError, "TLS handshake: the peer closed the connection: %w", err)
+	case o == probe.OutcomeProtocolError:
+		return Fail(probe.OutcomeTLSError, "TLS handshake: %w", err)
+	}
+	return fmt.Errorf("TLS handshake: %w", err)
 }
 
 // finish records err and its outcome in r and returns r.

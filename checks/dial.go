@@ -5,18 +5,35 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strconv"
 	"time"
 
 	"github.com/flowprobe/flowprobe/probe"
 )
 
+// family is the address family a target may use: t.IPFamily when set, else
+// the family of t.SourceAddress when that is set (a socket bound to an IPv4
+// address cannot reach an IPv6 one), else "" for either.
+func family(t *probe.Target) string {
+	if t.IPFamily != "" || t.SourceAddress == "" {
+		return t.IPFamily
+	}
+	if src, err := netip.ParseAddr(t.SourceAddress); err == nil {
+		if src.Unmap().Is4() {
+			return "ip4"
+		}
+		return "ip6"
+	}
+	return ""
+}
+
 // resolve turns t.Host into one address of the wanted family, timing the
-// resolve phase (zero for a literal address).
+// resolve phase. A literal address is not resolved and leaves the phase at
+// zero.
 func resolve(ctx context.Context, t *probe.Target, r *probe.Result) (netip.Addr, error) {
+	fam := family(t)
 	if a, err := netip.ParseAddr(t.Host); err == nil {
-		if !familyMatches(a, t.IPFamily) {
-			return netip.Addr{}, Fail(probe.OutcomeDNSError, "address %s is not of family %s", a, t.IPFamily)
+		if !familyMatches(a, fam) {
+			return netip.Addr{}, Fail(probe.OutcomeDNSError, "address %s is not of family %s", a, familyName(fam))
 		}
 		return a.Unmap(), nil
 	}
@@ -29,10 +46,10 @@ func resolve(ctx context.Context, t *probe.Target, r *probe.Result) (netip.Addr,
 	var fallback netip.Addr
 	for _, a := range addrs {
 		a = a.Unmap()
-		if !familyMatches(a, t.IPFamily) {
+		if !familyMatches(a, fam) {
 			continue
 		}
-		if t.IPFamily == "" && a.Is6() {
+		if fam == "" && a.Is6() {
 			// Either family will do; prefer IPv4 like the vendors' tables do.
 			if !fallback.IsValid() {
 				fallback = a
@@ -44,7 +61,7 @@ func resolve(ctx context.Context, t *probe.Target, r *probe.Result) (netip.Addr,
 	if fallback.IsValid() {
 		return fallback, nil
 	}
-	return netip.Addr{}, Fail(probe.OutcomeDNSError, "resolve %s: no %s address", t.Host, familyName(t.IPFamily))
+	return netip.Addr{}, Fail(probe.OutcomeDNSError, "resolve %s: no %s address", t.Host, familyName(fam))
 }
 
 func familyMatches(a netip.Addr, family string) bool {
@@ -58,13 +75,17 @@ func familyMatches(a netip.Addr, family string) bool {
 }
 
 func familyName(f string) string {
-	if f == "" {
-		return "IP"
+	switch f {
+	case "ip4":
+		return "IPv4"
+	case "ip6":
+		return "IPv6"
 	}
-	return map[string]string{"ip4": "IPv4", "ip6": "IPv6"}[f]
+	return "IP"
 }
 
-// dialer returns a net.Dialer bound to the target's source address.
+// dialer returns a net.Dialer bound to the target's source address (any
+// local port).
 func dialer(t *probe.Target, network string) (*net.Dialer, error) {
 	d := &net.Dialer{}
 	if t.SourceAddress == "" {
@@ -74,11 +95,12 @@ func dialer(t *probe.Target, network string) (*net.Dialer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("source address %q: %w", t.SourceAddress, err)
 	}
+	ap := netip.AddrPortFrom(src.Unmap(), 0)
 	switch network {
-	case "udp":
-		d.LocalAddr = &net.UDPAddr{IP: src.AsSlice()}
+	case "udp", "udp4", "udp6":
+		d.LocalAddr = net.UDPAddrFromAddrPort(ap)
 	default:
-		d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
+		d.LocalAddr = net.TCPAddrFromAddrPort(ap)
 	}
 	return d, nil
 }
@@ -100,8 +122,17 @@ func dialPort(ctx context.Context, t *probe.Target, network string, port int, r 
 	if err != nil {
 		return nil, err
 	}
+	// The resolved address fixes the family, so the socket is of that
+	// family only (tcp4/tcp6, udp4/udp6).
+	if network == "tcp" || network == "udp" {
+		if addr.Is4() {
+			network += "4"
+		} else {
+			network += "6"
+		}
+	}
 	start := time.Now()
-	conn, err := d.DialContext(ctx, network, net.JoinHostPort(addr.String(), strconv.Itoa(port)))
+	conn, err := d.DialContext(ctx, network, netip.AddrPortFrom(addr, uint16(port)).String())
 	r.Phases[probe.PhaseConnect] = time.Since(start)
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
@@ -112,9 +143,10 @@ func dialPort(ctx context.Context, t *probe.Target, network string, port int, r 
 	return conn, nil
 }
 
-// stopOnDone closes c as soon as ctx is done, so a blocked read or write
-// returns at the deadline even where a library resets the conn's deadline.
-// Call the returned function to release the watcher.
+// stopOnDone makes every blocked read or write on c return as soon as ctx
+// is done (by moving c's deadline into the past), even where a library
+// resets the conn's deadline. Call the returned function to release the
+// watcher.
 func stopOnDone(ctx context.Context, c net.Conn) (release func() bool) {
 	return context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
 }

@@ -3,16 +3,148 @@ package checks
 import (
 	"context"
 	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/flowprobe/flowprobe/probe"
 )
 
-// TCPOptions are the options of the tcp check. Not implemented yet.
-type TCPOptions struct{}
+// maxBanner bounds what the tcp check reads when it expects an answer.
+const maxBanner = 4096
+
+// DetailBanner is the first line a peer sent, when a check read one.
+const DetailBanner = "banner"
+
+// TCPOptions are the options of the tcp check.
+type TCPOptions struct {
+	// Send is written to the peer once connected (verbatim; use YAML
+	// escapes such as "\r\n").
+	Send string `yaml:"send"`
+	// Expect is a regular expression the first bytes the peer sends (at
+	// most 4 KiB) must match.
+	Expect string `yaml:"expect"`
+	// Responder requires the peer to be a flowprobe responder: the check
+	// exchanges a token with it.
+	Responder bool `yaml:"responder"`
+
+	expect *regexp.Regexp
+}
 
 func newTCPOptions() any { return &TCPOptions{} }
 
+// Validate compiles expect and rejects options that exclude each other.
+func (o *TCPOptions) Validate() error {
+	if o.Responder && (o.Send != "" || o.Expect != "") {
+		return errors.New("responder: true speaks the responder protocol; it cannot go with send or expect")
+	}
+	if o.Expect != "" {
+		re, err := regexp.Compile(o.Expect)
+		if err != nil {
+			return fmt.Errorf("expect: %w", err)
+		}
+		o.expect = re
+	}
+	return nil
+}
+
+// tcpOptions returns t's tcp options, or the defaults.
+func tcpOptions(t *probe.Target) (*TCPOptions, error) {
+	switch o := t.Options.(type) {
+	case nil:
+		return &TCPOptions{}, nil
+	case *TCPOptions:
+		if o.Expect != "" && o.expect == nil {
+			if err := o.Validate(); err != nil {
+				return nil, err
+			}
+		}
+		return o, nil
+	}
+	return nil, fmt.Errorf("tcp check: options of type %T", t.Options)
+}
+
+// checkTCP connects; then, as configured, exchanges the responder token or
+// sends a string and matches the answer.
 func checkTCP(ctx context.Context, t probe.Target) probe.Result {
 	var r probe.Result
-	return finish(&r, errors.New("tcp check: not implemented yet"))
+	o, err := tcpOptions(&t)
+	if err != nil {
+		return finish(&r, err)
+	}
+	conn, err := dial(ctx, &t, "tcp", &r)
+	if err != nil {
+		return finish(&r, err)
+	}
+	defer conn.Close()
+	if !o.Responder && o.Send == "" && o.expect == nil {
+		return finish(&r, nil)
+	}
+	release := stopOnDone(ctx, conn)
+	defer release()
+
+	start := time.Now()
+	switch {
+	case o.Responder:
+		err = exchangeToken(conn, &r)
+	default:
+		err = tcpSendExpect(conn, o, &r)
+	}
+	r.Phases[probe.PhaseRequest] = time.Since(start)
+	return finish(&r, err)
+}
+
+// tcpSendExpect writes o.Send and reads until o.expect matches.
+func tcpSendExpect(c interface {
+	Read([]byte) (int, error)
+	Write([]byte) (int, error)
+}, o *TCPOptions, r *probe.Result) error {
+	if o.Send != "" {
+		if _, err := c.Write([]byte(o.Send)); err != nil {
+			return fmt.Errorf("send: %w", err)
+		}
+	}
+	if o.expect == nil {
+		return nil
+	}
+	buf := make([]byte, maxBanner)
+	n, err := readUntil(c, buf, o.expect.Match)
+	got := buf[:n]
+	if n > 0 {
+		r.SetDetail(DetailBanner, firstLine(got))
+	}
+	switch {
+	case n > 0 && o.expect.Match(got):
+		return nil
+	case n == 0 && err != nil && !isEOF(err):
+		return fmt.Errorf("read the answer: %w", err)
+	case n == 0:
+		return Fail(probe.OutcomeProtocolError, "the peer closed the connection without a word; expected %q", o.Expect)
+	case err == nil:
+		return Fail(probe.OutcomeProtocolError, "no match for %q in the first %d bytes: %s", o.Expect, n, quoteBytes(got, 64))
+	}
+	return Fail(probe.OutcomeProtocolError, "no match for %q in what the peer sent before %v: %s", o.Expect, err, quoteBytes(got, 64))
+}
+
+// firstLine is the first line of b, at most 128 bytes, for a detail.
+func firstLine(b []byte) string {
+	for i, ch := range b {
+		if ch == '\n' || ch == '\r' {
+			b = b[:i]
+			break
+		}
+	}
+	if len(b) > 128 {
+		b = b[:128]
+	}
+	// Keep terminals and logs safe from whatever the peer sent.
+	return strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return '?'
+		}
+		return r
+	}, string(b))
 }

@@ -3,16 +3,121 @@ package checks
 import (
 	"context"
 	"errors"
+	"fmt"
+	"regexp"
+	"time"
 
 	"github.com/flowprobe/flowprobe/probe"
 )
 
-// UDPOptions are the options of the udp check. Not implemented yet.
-type UDPOptions struct{}
+// maxDatagram bounds the answer the udp check reads; a longer datagram is
+// truncated.
+const maxDatagram = 4096
+
+// UDPOptions are the options of the udp check.
+type UDPOptions struct {
+	// Send is the payload of the datagram; by default the flowprobe
+	// responder's hello, so a responder answers with its token.
+	Send string `yaml:"send"`
+	// Expect is a regular expression the answer must match.
+	Expect string `yaml:"expect"`
+	// Responder requires the answer to be a flowprobe responder's token.
+	Responder bool `yaml:"responder"`
+
+	expect *regexp.Regexp
+}
 
 func newUDPOptions() any { return &UDPOptions{} }
 
+// Validate compiles expect and rejects options that exclude each other.
+func (o *UDPOptions) Validate() error {
+	if o.Responder && (o.Send != "" || o.Expect != "") {
+		return errors.New("responder: true speaks the responder protocol; it cannot go with send or expect")
+	}
+	if o.Expect != "" {
+		re, err := regexp.Compile(o.Expect)
+		if err != nil {
+			return fmt.Errorf("expect: %w", err)
+		}
+		o.expect = re
+	}
+	return nil
+}
+
+func udpOptions(t *probe.Target) (*UDPOptions, error) {
+	switch o := t.Options.(type) {
+	case nil:
+		return &UDPOptions{}, nil
+	case *UDPOptions:
+		if o.Expect != "" && o.expect == nil {
+			if err := o.Validate(); err != nil {
+				return nil, err
+			}
+		}
+		return o, nil
+	}
+	return nil, fmt.Errorf("udp check: options of type %T", t.Options)
+}
+
+// checkUDP sends one datagram on a connected socket and waits for an
+// answer, an ICMP error (which the kernel reports to a connected socket) or
+// the deadline. Silence is no_response: the port is open or filtered, and
+// nothing proves which.
 func checkUDP(ctx context.Context, t probe.Target) probe.Result {
 	var r probe.Result
-	return finish(&r, errors.New("udp check: not implemented yet"))
+	o, err := udpOptions(&t)
+	if err != nil {
+		return finish(&r, err)
+	}
+	conn, err := dial(ctx, &t, "udp", &r)
+	if err != nil {
+		return finish(&r, err)
+	}
+	defer conn.Close()
+	release := stopOnDone(ctx, conn)
+	defer release()
+
+	var nonce string
+	payload := []byte(o.Send)
+	if o.Send == "" {
+		nonce = newNonce()
+		payload = responderHello(nonce, udpHelloSize)
+	}
+	start := time.Now()
+	err = udpExchange(conn, payload, nonce, o, &r)
+	r.Phases[probe.PhaseRequest] = time.Since(start)
+	return finish(&r, err)
+}
+
+func udpExchange(c interface {
+	Read([]byte) (int, error)
+	Write([]byte) (int, error)
+}, payload []byte, nonce string, o *UDPOptions, r *probe.Result) error {
+	if _, err := c.Write(payload); err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	buf := make([]byte, maxDatagram)
+	n, err := c.Read(buf)
+	if err != nil {
+		if isTimeout(err) {
+			r.SetDetail(probe.DetailReason, "open or filtered")
+			return Fail(probe.OutcomeNoResponse, "no answer before the deadline (open or filtered): %w", err)
+		}
+		return fmt.Errorf("read the answer: %w", err)
+	}
+	got := buf[:n]
+	isResponder := false
+	if nonce != "" {
+		if ack, ok, _ := parseResponderAck(got, nonce); ok {
+			ack.record(r)
+			isResponder = true
+		}
+	}
+	switch {
+	case o.Responder && !isResponder:
+		return notResponder(got, nil)
+	case o.expect != nil && !o.expect.Match(got):
+		return Fail(probe.OutcomeProtocolError, "the answer does not match %q: %s", o.Expect, quoteBytes(got, 64))
+	}
+	return nil
 }
