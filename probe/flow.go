@@ -143,22 +143,35 @@ type Flow struct {
 	Condition   string      `json:"condition"`
 	Footnotes   []string    `json:"footnotes"`
 	Section     string      `json:"section"`
-	App         string      `json:"app"` // application protocol hint: ldap, ntp, https, ...
-	Revisions   []string    `json:"revisions"`
+	App         string      `json:"app"`       // application protocol hint: ldap, ntp, https, ...
+	Revisions   []string    `json:"revisions"` // ids of the product's documents that list the flow
 	Note        string      `json:"note"`
+	// Configurable says the vendor documents this port as a default that
+	// can be changed, so a site may need to override it.
+	Configurable bool `json:"configurable"`
 
 	// File and Line locate the flow in its catalog file, for messages.
 	File string `json:"-"`
 	Line int    `json:"-"`
 }
 
+// Document is one vendor document (one revision or language of it) that a
+// product's flows were read from.
+type Document struct {
+	ID       string `yaml:"id" json:"id"`             // e.g. "en", "ja"; what Flow.Revisions name
+	File     string `yaml:"file" json:"file"`         // file name of the extracted text
+	Title    string `yaml:"title" json:"title"`       // the document's own title
+	Language string `yaml:"language" json:"language"` // BCP 47 language tag
+}
+
 // Product is one vendor product's catalog: its roles and flows.
 type Product struct {
-	Name     string   // e.g. "sios-lifekeeper"
-	Title    string   // e.g. "SIOS LifeKeeper for Linux"
-	Document []string // the source documents the flows were read from
-	Roles    []Role
-	Flows    []Flow
+	Name      string     // e.g. "sios-lifekeeper"
+	Title     string     // e.g. "SIOS LifeKeeper for Linux"
+	Document  []string   // the file names of Documents
+	Documents []Document // the source documents the flows were read from
+	Roles     []Role
+	Flows     []Flow
 }
 
 // Role returns the declared role with the given name.

@@ -1,0 +1,502 @@
+package probe
+
+import (
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// embeddedCatalog holds the vendor port tables shipped with flowprobe, one
+// file per product (see docs/catalog.md for the format).
+//
+//go:embed catalog/*.yaml
+var embeddedCatalog embed.FS
+
+// Catalog is every product's port table.
+type Catalog struct {
+	Products []*Product // sorted by Name
+}
+
+// LoadCatalog loads the catalog embedded in the binary.
+func LoadCatalog() (*Catalog, error) { return LoadCatalogFS(embeddedCatalog) }
+
+// LoadCatalogFS loads every *.yaml file found in fsys (walked from its root)
+// as one product each. It checks every file strictly and reports all errors
+// at once, joined with errors.Join; each one is a *CatalogError that names
+// the file, the line and, within a flow, the flow's id.
+func LoadCatalogFS(fsys fs.FS) (*Catalog, error) {
+	var files []string
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && path.Ext(p) == ".yaml" {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load catalog: %w", err)
+	}
+	if len(files) == 0 {
+		return nil, errors.New("load catalog: no *.yaml files")
+	}
+	sort.Strings(files)
+
+	cat := &Catalog{}
+	var errs []error
+	byName := map[string]string{} // product name → file
+	for _, file := range files {
+		data, err := fs.ReadFile(fsys, file)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("load catalog: %w", err))
+			continue
+		}
+		p, perrs := parseCatalogFile(file, data)
+		errs = append(errs, perrs...)
+		if p == nil || p.Name == "" {
+			continue
+		}
+		if other, dup := byName[p.Name]; dup {
+			errs = append(errs, &CatalogError{File: file, Line: 1,
+				Msg: fmt.Sprintf("product %q is also defined in %s", p.Name, other)})
+			continue
+		}
+		byName[p.Name] = file
+		cat.Products = append(cat.Products, p)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	sort.Slice(cat.Products, func(i, j int) bool { return cat.Products[i].Name < cat.Products[j].Name })
+	return cat, nil
+}
+
+// Product returns the product with the given name.
+func (c *Catalog) Product(name string) (*Product, bool) {
+	for _, p := range c.Products {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return nil, false
+}
+
+// Names returns the product names in order.
+func (c *Catalog) Names() []string {
+	names := make([]string, len(c.Products))
+	for i, p := range c.Products {
+		names[i] = p.Name
+	}
+	return names
+}
+
+// Flows returns every flow of every product, products in name order and
+// flows in file order.
+func (c *Catalog) Flows() []Flow {
+	var out []Flow
+	for _, p := range c.Products {
+		out = append(out, p.Flows...)
+	}
+	return out
+}
+
+// CatalogError is one problem in a catalog file.
+type CatalogError struct {
+	File string
+	Line int
+	Flow string // the flow's id, or "#N" for the Nth flow when it has none
+	Msg  string
+}
+
+func (e *CatalogError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	b.WriteString(": ")
+	if strings.HasPrefix(e.Flow, "#") {
+		fmt.Fprintf(&b, "flow %s: ", e.Flow)
+	} else if e.Flow != "" {
+		fmt.Fprintf(&b, "flow %q: ", e.Flow)
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+var (
+	catalogKebab    = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+	catalogApp      = regexp.MustCompile(`^[a-z0-9]+([a-z0-9.+-]*[a-z0-9])?$`)
+	catalogHostname = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]([a-z0-9-]*[a-z0-9])?$`)
+	catalogLanguage = regexp.MustCompile(`^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$`)
+	catalogYAMLLine = regexp.MustCompile(`^line (\d+): (.*)$`)
+)
+
+// The keys each mapping of a catalog file may hold.
+var (
+	catalogProductKeys  = []string{"product", "title", "documents", "roles", "flows"}
+	catalogDocumentKeys = []string{"id", "file", "title", "language"}
+	catalogRoleKeys     = []string{"name", "description"}
+	catalogFlowKeys     = []string{"id", "source", "destination", "hostname", "protocol", "ports", "purpose",
+		"required", "condition", "footnotes", "section", "app", "revisions", "note", "configurable"}
+)
+
+// catalogParser collects the errors of one file.
+type catalogParser struct {
+	file string
+	errs []error
+}
+
+func (p *catalogParser) errorf(n *yaml.Node, flow, format string, args ...any) {
+	line := 0
+	if n != nil {
+		line = n.Line
+	}
+	p.errs = append(p.errs, &CatalogError{File: p.file, Line: line, Flow: flow, Msg: fmt.Sprintf(format, args...)})
+}
+
+// fields checks that n is a mapping with only known, unique keys and
+// returns its values by key. what names the mapping in messages ("" for the
+// top level); flow is the flow context for messages.
+func (p *catalogParser) fields(n *yaml.Node, what, flow string, known []string) map[string]*yaml.Node {
+	if n.Kind != yaml.MappingNode {
+		if what == "" {
+			p.errorf(n, flow, "a catalog file must be a mapping")
+		} else {
+			p.errorf(n, flow, "%s must be a mapping", what)
+		}
+		return nil
+	}
+	in := ""
+	if what != "" && flow == "" {
+		in = " in " + what
+	}
+	out := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		switch {
+		case !slices.Contains(known, k.Value):
+			p.errorf(k, flow, "unknown key %q%s", k.Value, in)
+		case out[k.Value] != nil:
+			p.errorf(k, flow, "duplicate key %q%s", k.Value, in)
+		default:
+			out[k.Value] = v
+		}
+	}
+	return out
+}
+
+// str returns the string value of an optional key: "" when absent, and an
+// error when it is not a string.
+func (p *catalogParser) str(m map[string]*yaml.Node, key, flow string) string {
+	n := m[key]
+	if n == nil {
+		return ""
+	}
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
+		p.errorf(n, flow, "%s must be a string", key)
+		return ""
+	}
+	return n.Value
+}
+
+// need is str for a required key; parent locates the message when the key
+// is missing.
+func (p *catalogParser) need(m map[string]*yaml.Node, parent *yaml.Node, key, flow, what string) string {
+	if m[key] == nil {
+		p.errorf(parent, flow, "missing %s%s", key, what)
+		return ""
+	}
+	s := p.str(m, key, flow)
+	if s == "" && m[key].Tag == "!!str" {
+		p.errorf(m[key], flow, "%s is empty", key)
+	}
+	return s
+}
+
+// strings returns an optional list of non-empty strings.
+func (p *catalogParser) strings(m map[string]*yaml.Node, key, flow string) []string {
+	n := m[key]
+	if n == nil {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.errorf(n, flow, "%s must be a list", key)
+		return nil
+	}
+	out := make([]string, 0, len(n.Content))
+	for _, item := range n.Content {
+		if item.Kind != yaml.ScalarNode || item.Tag != "!!str" || item.Value == "" {
+			p.errorf(item, flow, "%s: every item must be a non-empty string", key)
+			continue
+		}
+		out = append(out, item.Value)
+	}
+	return out
+}
+
+// list returns the items of a required, non-empty list.
+func (p *catalogParser) list(m map[string]*yaml.Node, parent *yaml.Node, key string) []*yaml.Node {
+	n := m[key]
+	if n == nil {
+		p.errorf(parent, "", "missing %s", key)
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.errorf(n, "", "%s must be a list", key)
+		return nil
+	}
+	if len(n.Content) == 0 {
+		p.errorf(n, "", "%s is empty", key)
+	}
+	return n.Content
+}
+
+// parseCatalogFile reads one catalog file. It returns the product (possibly
+// partial) and every error found.
+func parseCatalogFile(file string, data []byte) (*Product, []error) {
+	p := &catalogParser{file: file}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		line := 0
+		if m := catalogYAMLLine.FindStringSubmatch(msg); m != nil {
+			line, _ = strconv.Atoi(m[1])
+			msg = m[2]
+		}
+		return nil, []error{&CatalogError{File: file, Line: line, Msg: "invalid YAML: " + msg}}
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+		p.errorf(nil, "", "empty catalog file")
+		return nil, p.errs
+	}
+	root := doc.Content[0]
+	top := p.fields(root, "", "", catalogProductKeys)
+	if top == nil {
+		return nil, p.errs
+	}
+	prod := &Product{}
+	prod.Name = p.need(top, root, "product", "", "")
+	if prod.Name != "" {
+		if !catalogKebab.MatchString(prod.Name) {
+			p.errorf(top["product"], "", "product %q is not kebab-case (a-z, 0-9, -)", prod.Name)
+		} else if want := strings.TrimSuffix(path.Base(file), ".yaml"); prod.Name != want {
+			p.errorf(top["product"], "", "product %q does not match the file name %q", prod.Name, path.Base(file))
+		}
+	}
+	prod.Title = p.need(top, root, "title", "", "")
+
+	docIDs := map[string]bool{}
+	for _, n := range p.list(top, root, "documents") {
+		m := p.fields(n, "document", "", catalogDocumentKeys)
+		if m == nil {
+			continue
+		}
+		d := Document{
+			ID:       p.need(m, n, "id", "", " in document"),
+			File:     p.need(m, n, "file", "", " in document"),
+			Title:    p.need(m, n, "title", "", " in document"),
+			Language: p.need(m, n, "language", "", " in document"),
+		}
+		switch {
+		case d.ID == "":
+		case !catalogKebab.MatchString(d.ID):
+			p.errorf(m["id"], "", "document id %q is not kebab-case (a-z, 0-9, -)", d.ID)
+		case docIDs[d.ID]:
+			p.errorf(m["id"], "", "duplicate document id %q", d.ID)
+		}
+		if d.Language != "" && !catalogLanguage.MatchString(d.Language) {
+			p.errorf(m["language"], "", "document %q: language %q is not a language tag such as \"en\" or \"ja\"", d.ID, d.Language)
+		}
+		docIDs[d.ID] = true
+		prod.Documents = append(prod.Documents, d)
+		prod.Document = append(prod.Document, d.File)
+	}
+
+	roles := map[string]bool{}
+	for _, n := range p.list(top, root, "roles") {
+		m := p.fields(n, "role", "", catalogRoleKeys)
+		if m == nil {
+			continue
+		}
+		r := Role{Name: p.need(m, n, "name", "", " in role")}
+		r.Description = p.need(m, n, "description", "", fmt.Sprintf(" in role %q", r.Name))
+		switch {
+		case r.Name == "":
+		case !catalogKebab.MatchString(r.Name):
+			p.errorf(m["name"], "", "role %q is not kebab-case (a-z, 0-9, -)", r.Name)
+		case roles[r.Name]:
+			p.errorf(m["name"], "", "duplicate role %q", r.Name)
+		}
+		roles[r.Name] = true
+		prod.Roles = append(prod.Roles, r)
+	}
+
+	ids := map[string]int{} // flow id → line of its first definition
+	for i, n := range p.list(top, root, "flows") {
+		f, ok := p.flow(n, i, prod, roles, docIDs)
+		if !ok {
+			continue
+		}
+		if first, dup := ids[f.ID]; dup {
+			p.errorf(n, f.ID, "duplicate flow id (first defined on line %d)", first)
+			continue
+		}
+		ids[f.ID] = n.Line
+		prod.Flows = append(prod.Flows, f)
+	}
+	return prod, p.errs
+}
+
+// flow reads and checks the i-th flow. ok is false when it has no usable id.
+func (p *catalogParser) flow(n *yaml.Node, i int, prod *Product, roles, docs map[string]bool) (Flow, bool) {
+	label := fmt.Sprintf("#%d", i+1)
+	if n.Kind == yaml.MappingNode {
+		// Find the id first so that every message names the flow.
+		for j := 0; j+1 < len(n.Content); j += 2 {
+			if k, v := n.Content[j], n.Content[j+1]; k.Value == "id" && v.Kind == yaml.ScalarNode && v.Tag == "!!str" && v.Value != "" {
+				label = v.Value
+				break
+			}
+		}
+	}
+	m := p.fields(n, "flow", label, catalogFlowKeys)
+	if m == nil {
+		return Flow{}, false
+	}
+	f := Flow{Product: prod.Name, File: p.file, Line: n.Line}
+	f.ID = p.need(m, n, "id", label, "")
+	if f.ID != "" && !catalogKebab.MatchString(f.ID) {
+		p.errorf(m["id"], label, "id is not kebab-case (a-z, 0-9, -)")
+	}
+
+	f.Source = p.need(m, n, "source", label, "")
+	if f.Source != "" && !roles[f.Source] {
+		p.errorf(m["source"], label, "source %q is not a declared role", f.Source)
+	}
+	f.Destination = p.str(m, "destination", label)
+	f.Hostname = p.str(m, "hostname", label)
+	switch {
+	case m["destination"] != nil && m["hostname"] != nil:
+		p.errorf(m["hostname"], label, "has both destination and hostname; give one")
+	case m["destination"] == nil && m["hostname"] == nil:
+		p.errorf(n, label, "missing destination or hostname")
+	case f.Destination != "" && !roles[f.Destination]:
+		p.errorf(m["destination"], label, "destination %q is not a declared role", f.Destination)
+	case f.Hostname != "" && !catalogHostname.MatchString(f.Hostname):
+		p.errorf(m["hostname"], label, "hostname %q is not a lower-case DNS name", f.Hostname)
+	}
+
+	proto := p.need(m, n, "protocol", label, "")
+	f.Protocol = Protocol(proto)
+	if proto != "" && !f.Protocol.Valid() {
+		p.errorf(m["protocol"], label, "protocol %q is not tcp, udp or icmp", proto)
+	}
+	f.Ports = p.ports(m, n, label, f.Protocol)
+
+	f.Purpose = p.need(m, n, "purpose", label, "")
+	req := p.need(m, n, "required", label, "")
+	f.Required = Requirement(req)
+	if req != "" && !f.Required.Valid() {
+		p.errorf(m["required"], label, "required %q is not required, optional or conditional", req)
+	}
+	f.Condition = p.str(m, "condition", label)
+	switch {
+	case f.Required == Conditional && f.Condition == "":
+		p.errorf(n, label, "required is conditional but no condition is given")
+	case f.Required != Conditional && f.Required.Valid() && m["condition"] != nil:
+		p.errorf(m["condition"], label, "condition given but required is %q, not conditional", f.Required)
+	}
+	f.Footnotes = p.strings(m, "footnotes", label)
+	f.Section = p.need(m, n, "section", label, "")
+	f.App = p.str(m, "app", label)
+	if f.App != "" && !catalogApp.MatchString(f.App) {
+		p.errorf(m["app"], label, "app %q is not a lower-case protocol name", f.App)
+	}
+	f.Revisions = p.strings(m, "revisions", label)
+	if m["revisions"] != nil && len(f.Revisions) == 0 && m["revisions"].Kind == yaml.SequenceNode {
+		p.errorf(m["revisions"], label, "revisions is empty; leave it out to mean every document")
+	}
+	seen := map[string]bool{}
+	for _, r := range f.Revisions {
+		if !docs[r] {
+			p.errorf(m["revisions"], label, "revision %q is not a declared document id", r)
+		} else if seen[r] {
+			p.errorf(m["revisions"], label, "revision %q listed twice", r)
+		}
+		seen[r] = true
+	}
+	if m["revisions"] == nil {
+		for _, d := range prod.Documents {
+			f.Revisions = append(f.Revisions, d.ID)
+		}
+	}
+	f.Note = p.str(m, "note", label)
+	if c := m["configurable"]; c != nil {
+		if c.Kind != yaml.ScalarNode || c.Tag != "!!bool" {
+			p.errorf(c, label, "configurable must be true or false")
+		} else {
+			f.Configurable = c.Value == "true"
+		}
+	}
+	if f.Footnotes == nil {
+		f.Footnotes = []string{}
+	}
+	return f, f.ID != ""
+}
+
+// ports reads a flow's port list: required and non-empty for tcp and udp,
+// absent for icmp.
+func (p *catalogParser) ports(m map[string]*yaml.Node, n *yaml.Node, label string, proto Protocol) []PortSpec {
+	pn := m["ports"]
+	if proto == ICMP {
+		if pn != nil {
+			p.errorf(pn, label, "icmp flows have no ports")
+		}
+		return nil
+	}
+	if pn == nil {
+		if proto.Valid() {
+			p.errorf(n, label, "missing ports")
+		}
+		return nil
+	}
+	if pn.Kind != yaml.SequenceNode {
+		p.errorf(pn, label, "ports must be a list")
+		return nil
+	}
+	if len(pn.Content) == 0 {
+		p.errorf(pn, label, "ports is empty")
+		return nil
+	}
+	var out []PortSpec
+	seen := map[string]bool{}
+	for _, item := range pn.Content {
+		if item.Kind != yaml.ScalarNode || (item.Tag != "!!int" && item.Tag != "!!str") {
+			p.errorf(item, label, "ports: every item must be a port, a LOW-HIGH range, \"dynamic\" or \"ephemeral\"")
+			continue
+		}
+		ps, err := ParsePortSpec(item.Value)
+		if err != nil {
+			p.errorf(item, label, "ports: %v", err)
+			continue
+		}
+		if seen[ps.String()] {
+			p.errorf(item, label, "ports: %s listed twice", ps)
+			continue
+		}
+		seen[ps.String()] = true
+		out = append(out, ps)
+	}
+	return out
+}
