@@ -2,17 +2,333 @@ package checks
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/flowprobe/flowprobe/probe"
 )
 
-// HTTPOptions are the options of the http check. Not implemented yet.
-type HTTPOptions struct{}
+const (
+	// httpBodyLimit bounds how much of the body the http check reads.
+	httpBodyLimit = 64 << 10
+	// httpHeaderLimit bounds the response header.
+	httpHeaderLimit = 64 << 10
+	// httpMaxRedirects bounds the redirects the http check follows.
+	httpMaxRedirects = 10
+)
 
-func newHTTPOptions() any { return &HTTPOptions{} }
+// HTTPOptions are the options of the http check.
+type HTTPOptions struct {
+	// Method is GET (default) or HEAD.
+	Method string `yaml:"method"`
+	// Path is the request path with an optional query (default /).
+	Path string `yaml:"path"`
+	// Scheme is http or https. Empty means https when the port is 443 or a
+	// tls block is given, http otherwise.
+	Scheme string `yaml:"scheme"`
+	// ValidStatusCodes lists the status codes that pass; empty means any
+	// 2xx.
+	ValidStatusCodes []int `yaml:"valid_status_codes"`
+	// Headers are added to the request; "Host" sets the virtual host.
+	Headers map[string]string `yaml:"headers"`
+	// NoFollowRedirects judges the first response; otherwise up to 10
+	// redirects are followed.
+	NoFollowRedirects bool `yaml:"no_follow_redirects"`
+	// BodyRegexp, when set, must match the first 64 KiB of the body.
+	BodyRegexp string `yaml:"body_regexp"`
+	// TLS configures https.
+	TLS *TLSOptions `yaml:"tls"`
 
+	bodyRE *regexp.Regexp
+}
+
+func newHTTPOptions() any { return &HTTPOptions{Method: http.MethodGet, Path: "/"} }
+
+// Validate checks the options.
+func (o *HTTPOptions) Validate() error {
+	var errs []error
+	switch o.Method {
+	case "":
+		o.Method = http.MethodGet
+	case http.MethodGet, http.MethodHead:
+	default:
+		errs = append(errs, fmt.Errorf("method %q: want GET or HEAD", o.Method))
+	}
+	if o.Path == "" {
+		o.Path = "/"
+	}
+	if u, err := url.Parse("http://example.org" + o.Path); err != nil || o.Path[0] != '/' || u.Fragment != "" {
+		errs = append(errs, fmt.Errorf("path %q: want an absolute path with an optional query", o.Path))
+	}
+	switch o.Scheme {
+	case "", "http", "https":
+	default:
+		errs = append(errs, fmt.Errorf("scheme %q: want http or https", o.Scheme))
+	}
+	if o.Scheme == "http" && o.TLS != nil {
+		errs = append(errs, errors.New("tls: options need scheme https"))
+	}
+	for _, c := range o.ValidStatusCodes {
+		if c < 100 || c > 599 {
+			errs = append(errs, fmt.Errorf("valid_status_codes: %d is not an HTTP status code", c))
+		}
+	}
+	for k, v := range o.Headers {
+		if !httpguts.ValidHeaderFieldName(k) || !httpguts.ValidHeaderFieldValue(v) {
+			errs = append(errs, fmt.Errorf("headers: %q is not a valid header", k))
+		}
+	}
+	if o.BodyRegexp != "" {
+		re, err := regexp.Compile(o.BodyRegexp)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("body_regexp: %w", err))
+		}
+		if o.Method == http.MethodHead {
+			errs = append(errs, errors.New("body_regexp: a HEAD response has no body"))
+		}
+		o.bodyRE = re
+	}
+	if o.TLS != nil {
+		if err := o.TLS.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("tls: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (o *HTTPOptions) scheme(port int) string {
+	switch {
+	case o.Scheme != "":
+		return o.Scheme
+	case port == 443 || o.TLS != nil:
+		return "https"
+	}
+	return "http"
+}
+
+func (o *HTTPOptions) statusValid(code int) bool {
+	if len(o.ValidStatusCodes) == 0 {
+		return code >= 200 && code <= 299
+	}
+	for _, c := range o.ValidStatusCodes {
+		if c == code {
+			return true
+		}
+	}
+	return false
+}
+
+// httpPhases sums the phases of every connection of one http check (one
+// per redirect); the transport may time them on its own goroutines.
+type httpPhases struct {
+	mu sync.Mutex
+	d  [probe.NumPhases]time.Duration
+}
+
+func (p *httpPhases) add(ph probe.Phase, d time.Duration) {
+	p.mu.Lock()
+	p.d[ph] += d
+	p.mu.Unlock()
+}
+
+// checkHTTP sends one request (following redirects unless told not to)
+// and judges the status code and, optionally, the body.
 func checkHTTP(ctx context.Context, t probe.Target) probe.Result {
 	var r probe.Result
-	return finish(&r, errors.New("http check: not implemented yet"))
+	o, err := targetOptions[HTTPOptions](&t, "http", newHTTPOptions)
+	if err != nil {
+		return finish(&r, err)
+	}
+	scheme := o.scheme(t.Port)
+	host := t.Host
+	if (scheme == "http" && t.Port != 80) || (scheme == "https" && t.Port != 443) {
+		host = net.JoinHostPort(t.Host, strconv.Itoa(t.Port))
+	} else if ip := net.ParseIP(t.Host); ip != nil && ip.To4() == nil {
+		host = "[" + t.Host + "]"
+	}
+	target := scheme + "://" + host + o.Path
+
+	var ph httpPhases
+	dialTCP := func(ctx context.Context, addr string) (net.Conn, string, error) {
+		h, p, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, "", err
+		}
+		port, err := strconv.Atoi(p)
+		if err != nil {
+			return nil, "", fmt.Errorf("port %q: %w", p, err)
+		}
+		tt := t
+		tt.Host = h
+		var dr probe.Result
+		conn, err := dialPort(ctx, &tt, "tcp", port, &dr)
+		ph.add(probe.PhaseResolve, dr.Phases[probe.PhaseResolve])
+		ph.add(probe.PhaseConnect, dr.Phases[probe.PhaseConnect])
+		return conn, h, err
+	}
+	tr := &http.Transport{
+		Proxy: nil, // a flow check goes straight to its target
+		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			c, _, err := dialTCP(ctx, addr)
+			return c, err
+		},
+		DialTLSContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			c, h, err := dialTCP(ctx, addr)
+			if err != nil {
+				return nil, err
+			}
+			cfg := (&TLSOptions{}).Config(h)
+			if o.TLS != nil {
+				cfg = o.TLS.Config(h)
+			}
+			cfg.NextProtos = []string{"h2", "http/1.1"}
+			start := time.Now()
+			tc := tls.Client(c, cfg)
+			err = tc.HandshakeContext(ctx)
+			ph.add(probe.PhaseTLS, time.Since(start))
+			if err != nil {
+				_ = c.Close()
+				return nil, tlsHandshakeError(err)
+			}
+			return tc, nil
+		},
+		DisableKeepAlives:      true,
+		ForceAttemptHTTP2:      true,
+		MaxResponseHeaderBytes: httpHeaderLimit,
+	}
+	defer tr.CloseIdleConnections()
+	redirects := 0
+	client := &http.Client{
+		Transport: tr,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if o.NoFollowRedirects {
+				return http.ErrUseLastResponse
+			}
+			if len(via) > httpMaxRedirects {
+				return Fail(probe.OutcomeProtocolError, "more than %d redirects", httpMaxRedirects)
+			}
+			redirects = len(via)
+			return nil
+		},
+	}
+
+	start := time.Now()
+	err = httpRequest(ctx, client, target, o, &r)
+	total := time.Since(start)
+	ph.mu.Lock()
+	r.Phases = ph.d
+	ph.mu.Unlock()
+	r.Phases[probe.PhaseRequest] = max(0, total-r.Phases[probe.PhaseResolve]-r.Phases[probe.PhaseConnect]-r.Phases[probe.PhaseTLS])
+	if redirects > 0 {
+		r.SetDetail("redirects", strconv.Itoa(redirects))
+	}
+	if err != nil && Classify(err) == probe.OutcomeTLSError {
+		if reason := tlsFailureReason(err); reason != "" {
+			r.SetDetail(probe.DetailReason, reason)
+		}
+	}
+	return finish(&r, err)
+}
+
+func httpRequest(ctx context.Context, client *http.Client, target string, o *HTTPOptions, r *probe.Result) error {
+	req, err := http.NewRequestWithContext(ctx, o.Method, target, nil)
+	if err != nil {
+		return fmt.Errorf("http request: %w", err)
+	}
+	req.Header.Set("User-Agent", "flowprobe")
+	for k, v := range o.Headers {
+		if http.CanonicalHeaderKey(k) == "Host" {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("http %s %s: %w", o.Method, target, err)
+	}
+	defer resp.Body.Close()
+	r.SetValue(probe.ValueHTTPStatus, float64(resp.StatusCode))
+	r.SetDetail("status", resp.Status)
+	r.SetDetail("proto", resp.Proto)
+	if resp.Request != nil && resp.Request.URL.String() != target {
+		r.SetDetail("final_url", resp.Request.URL.String())
+	}
+	if resp.TLS != nil {
+		recordPeerTLS(r, resp.TLS)
+	}
+	if !o.statusValid(resp.StatusCode) {
+		r.SetDetail(probe.DetailReason, fmt.Sprintf("status %d is not a valid status code", resp.StatusCode))
+		return Fail(probe.OutcomeProtocolError, "http %s %s: status %s", o.Method, target, resp.Status)
+	}
+	if o.bodyRE == nil {
+		return nil
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, httpBodyLimit))
+	if err != nil {
+		return fmt.Errorf("http %s %s: read body: %w", o.Method, target, err)
+	}
+	if !o.bodyRE.Match(body) {
+		r.SetDetail(probe.DetailReason, "body does not match body_regexp")
+		return Fail(probe.OutcomeProtocolError, "http %s %s: body does not match %q", o.Method, target, o.BodyRegexp)
+	}
+	return nil
+}
+
+// recordPeerTLS records the negotiated TLS version and cipher and the
+// certificate expiry values of a TLS connection.
+func recordPeerTLS(r *probe.Result, cs *tls.ConnectionState) {
+	r.SetDetail("tls_version", tls.VersionName(cs.Version))
+	r.SetDetail("tls_cipher", tls.CipherSuiteName(cs.CipherSuite))
+	if len(cs.PeerCertificates) == 0 {
+		return
+	}
+	leaf := cs.PeerCertificates[0]
+	r.SetValue(probe.ValueTLSCertExpiry, float64(leaf.NotAfter.Unix()))
+	chain := cs.PeerCertificates
+	if len(cs.VerifiedChains) > 0 {
+		chain = cs.VerifiedChains[0]
+	}
+	earliest := leaf.NotAfter
+	for _, c := range chain {
+		if c.NotAfter.Before(earliest) {
+			earliest = c.NotAfter
+		}
+	}
+	r.SetValue(probe.ValueTLSChainExpiry, float64(earliest.Unix()))
+}
+
+// tlsFailureReason is the short reason of a certificate failure, or "".
+func tlsFailureReason(err error) string {
+	var (
+		invalid x509.CertificateInvalidError
+		host    x509.HostnameError
+		unknown x509.UnknownAuthorityError
+		alert   tls.AlertError
+	)
+	switch {
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+		return "certificate expired or not yet valid"
+	case errors.As(err, &invalid):
+		return "certificate invalid"
+	case errors.As(err, &host):
+		return "certificate is not valid for " + host.Host
+	case errors.As(err, &unknown):
+		return "certificate signed by an unknown authority"
+	case errors.As(err, &alert):
+		return "TLS alert: " + alert.Error()
+	}
+	return "TLS handshake failed"
 }
