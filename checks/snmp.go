@@ -379,4 +379,3 @@ func snmpValue(v gosnmp.SnmpPDU, n int) string {
 	}, s)
 	return truncateDetail(strings.TrimSpace(s), n)
 }
-
