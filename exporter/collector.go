@@ -1,0 +1,258 @@
+package exporter
+
+import (
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/model"
+
+	"github.com/flowprobe/flowprobe/probe"
+)
+
+// Namespace prefixes every metric name.
+const Namespace = "flowprobe"
+
+// TargetLabels are the per-target label names, in order.
+var TargetLabels = []string{"product", "flow", "source", "destination", "target", "protocol", "port", "check"}
+
+// SchedulerStats is the scheduler's self-metric view, read at scrape time.
+type SchedulerStats struct {
+	Targets  int
+	InFlight int
+	// Lag is a cumulative histogram of run start lags in seconds.
+	LagCount   uint64
+	LagSum     float64
+	LagBuckets map[float64]uint64
+}
+
+// Options are the collaborators of an Exporter.
+type Options struct {
+	// Stats returns the scheduler's figures; nil leaves the scheduler
+	// metrics out.
+	Stats func() SchedulerStats
+	// Logger receives errors of the HTTP endpoints; nil discards them.
+	Logger *slog.Logger
+}
+
+// Exporter is the prometheus.Collector of flowprobe's metrics and the
+// owner of the result store and the HTTP routes.
+type Exporter struct {
+	store *Store
+	stats func() SchedulerStats
+	log   *slog.Logger
+
+	descs atomic.Pointer[descSet]
+
+	reloadMu      sync.Mutex
+	reloadOK      bool
+	reloadSuccess time.Time
+}
+
+// New returns an exporter with an empty store and no constant labels.
+func New(opts Options) *Exporter {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	e := &Exporter{store: NewStore(), stats: opts.Stats, log: opts.Logger}
+	e.descs.Store(newDescSet(nil))
+	return e
+}
+
+// Store returns the exporter's result store: the scheduler's sink.
+func (e *Exporter) Store() *Store { return e.store }
+
+// SetConstLabels sets the labels every metric built by the collector
+// carries: site (when not empty) and the config's extra labels. They apply
+// from the next scrape on. Label names must be valid and must not reuse a
+// per-target label or "outcome", "phase" or "site".
+func (e *Exporter) SetConstLabels(site string, extra map[string]string) error {
+	labels := prometheus.Labels{}
+	reserved := append(slices.Clone(TargetLabels), "outcome", "phase", "site")
+	for _, k := range slices.Sorted(maps.Keys(extra)) {
+		if !model.LegacyValidation.IsValidLabelName(k) || strings.HasPrefix(k, "__") {
+			return fmt.Errorf("set constant labels: %q is not a valid label name", k)
+		}
+		if slices.Contains(reserved, k) {
+			return fmt.Errorf("set constant labels: %q is a label flowprobe sets itself", k)
+		}
+		labels[k] = extra[k]
+	}
+	if site != "" {
+		labels["site"] = site
+	}
+	e.descs.Store(newDescSet(labels))
+	return nil
+}
+
+// SetReloadStatus records the outcome of a configuration (re)load for
+// flowprobe_config_last_reload_successful and its success timestamp.
+func (e *Exporter) SetReloadStatus(ok bool, at time.Time) {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	e.reloadOK = ok
+	if ok {
+		e.reloadSuccess = at
+	}
+}
+
+// Register registers the exporter and flowprobe_build_info with reg.
+func (e *Exporter) Register(reg prometheus.Registerer) error {
+	if err := reg.Register(versioncollector.NewCollector(Namespace)); err != nil {
+		return fmt.Errorf("register build info: %w", err)
+	}
+	if err := reg.Register(e); err != nil {
+		return fmt.Errorf("register flowprobe collector: %w", err)
+	}
+	return nil
+}
+
+// descSet holds the descriptors for one set of constant labels; a reload
+// that changes the labels swaps the whole set.
+type descSet struct {
+	constLabels prometheus.Labels
+
+	success, outcome, duration, phase, runs, failures, lastRun, consecFailures *prometheus.Desc
+	reloadOK, reloadTime, lag, inFlight, targets                               *prometheus.Desc
+
+	valuesMu sync.Mutex
+	values   map[string]*prometheus.Desc
+}
+
+func newDescSet(constLabels prometheus.Labels) *descSet {
+	name := func(n string) string { return prometheus.BuildFQName(Namespace, "", n) }
+	per := func(n, help string, extra ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name(n), help, append(slices.Clone(TargetLabels), extra...), constLabels)
+	}
+	self := func(n, help string) *prometheus.Desc { return prometheus.NewDesc(name(n), help, nil, constLabels) }
+	return &descSet{
+		constLabels:    constLabels,
+		success:        per("check_success", "1 if the flow passes (judged against its expectation, after the failure threshold), else 0."),
+		outcome:        per("check_outcome", "Outcome of the latest run, one-hot over every outcome (not debounced).", "outcome"),
+		duration:       per("check_duration_seconds", "Duration of the latest run in seconds."),
+		phase:          per("check_phase_duration_seconds", "Duration of each phase of the latest run that went through it, in seconds.", "phase"),
+		runs:           per("checks_total", "Runs of the check since the target was configured."),
+		failures:       per("check_failures_total", "Failed runs (verdict false) of the check since the target was configured, by outcome.", "outcome"),
+		lastRun:        per("check_last_run_timestamp_seconds", "Start of the latest run as a Unix timestamp."),
+		consecFailures: per("check_consecutive_failures", "Failed runs since the last passing one."),
+		reloadOK:       self("config_last_reload_successful", "1 if the last configuration load or reload succeeded, else 0."),
+		reloadTime:     self("config_last_reload_success_timestamp_seconds", "Time of the last successful configuration load or reload, as a Unix timestamp."),
+		lag:            self("scheduler_lag_seconds", "How late runs started against their planned time, including the wait for a concurrency slot."),
+		inFlight:       self("checks_in_flight", "Checks running right now."),
+		targets:        self("targets", "Targets configured."),
+		values:         map[string]*prometheus.Desc{},
+	}
+}
+
+// value returns the descriptor of a Result.Values metric, or nil if the
+// name cannot be a metric name.
+func (d *descSet) value(n string) *prometheus.Desc {
+	d.valuesMu.Lock()
+	defer d.valuesMu.Unlock()
+	if desc, ok := d.values[n]; ok {
+		return desc
+	}
+	fq := prometheus.BuildFQName(Namespace, "", n)
+	var desc *prometheus.Desc
+	if model.UTF8Validation.IsValidMetricName(fq) && model.LegacyValidation.IsValidMetricName(fq) {
+		help, ok := probe.ValueHelp[n]
+		if !ok {
+			help = "Value " + n + " reported by the check."
+		}
+		desc = prometheus.NewDesc(fq, help, TargetLabels, d.constLabels)
+	}
+	d.values[n] = desc
+	return desc
+}
+
+// Describe sends nothing: the metric set depends on the checks' values and
+// on reloadable constant labels, so the exporter is an unchecked collector.
+func (e *Exporter) Describe(chan<- *prometheus.Desc) {}
+
+// Collect builds every metric from a snapshot of the store.
+func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
+	d := e.descs.Load()
+	outcomes := probe.Outcomes()
+	gauge := func(desc *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(desc *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, v, labels...)
+	}
+	for _, en := range e.store.Snapshot() {
+		if !en.HasResult {
+			continue // no series until the first run: a pending flow is not a failed one
+		}
+		t, r := &en.Target, &en.Result
+		lv := targetLabelValues(t)
+		gauge(d.success, b2f(en.Up), lv...)
+		for _, o := range outcomes {
+			gauge(d.outcome, b2f(r.Outcome == o), append(lv, o.String())...)
+		}
+		gauge(d.duration, r.Duration.Seconds(), lv...)
+		for p, dur := range r.Phases {
+			if dur > 0 {
+				gauge(d.phase, dur.Seconds(), append(lv, probe.Phase(p).String())...)
+			}
+		}
+		counter(d.runs, float64(en.Runs), lv...)
+		for _, o := range outcomes {
+			counter(d.failures, float64(en.Failures[o]), append(lv, o.String())...)
+		}
+		gauge(d.lastRun, unixSeconds(r.Start), lv...)
+		gauge(d.consecFailures, float64(en.ConsecutiveFailures), lv...)
+		for _, n := range slices.Sorted(maps.Keys(r.Values)) {
+			if desc := d.value(n); desc != nil {
+				gauge(desc, r.Values[n], lv...)
+			}
+		}
+	}
+
+	e.reloadMu.Lock()
+	ok, at := e.reloadOK, e.reloadSuccess
+	e.reloadMu.Unlock()
+	gauge(d.reloadOK, b2f(ok))
+	var ts float64
+	if !at.IsZero() {
+		ts = unixSeconds(at)
+	}
+	gauge(d.reloadTime, ts)
+
+	if e.stats != nil {
+		st := e.stats()
+		ch <- prometheus.MustNewConstHistogram(d.lag, st.LagCount, st.LagSum, st.LagBuckets)
+		gauge(d.inFlight, float64(st.InFlight))
+		gauge(d.targets, float64(st.Targets))
+	}
+}
+
+func targetLabelValues(t *probe.Target) []string {
+	port := ""
+	if t.Port != 0 {
+		port = strconv.Itoa(t.Port)
+	}
+	lv := make([]string, len(TargetLabels), len(TargetLabels)+1) // room for outcome/phase
+	copy(lv, []string{t.Product, t.Flow, t.Source, t.Destination, t.Address(), string(t.Protocol), port, t.Check})
+	return lv
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// unixSeconds converts t to Unix seconds without the rounding error of
+// dividing nanoseconds.
+func unixSeconds(t time.Time) float64 {
+	return float64(t.Unix()) + float64(t.Nanosecond())/1e9
+}

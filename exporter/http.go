@@ -1,0 +1,228 @@
+package exporter
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/flowprobe/flowprobe/probe"
+)
+
+//go:embed templates/status.html
+var templateFS embed.FS
+
+var statusTemplate = template.Must(template.New("status.html").Funcs(template.FuncMap{
+	"ms":  func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) },
+	"age": age,
+}).ParseFS(templateFS, "templates/status.html"))
+
+// HandlerOptions configure the HTTP routes.
+type HandlerOptions struct {
+	// Gatherer serves /metrics; usually the registry the exporter was
+	// registered with.
+	Gatherer prometheus.Gatherer
+	// Reload re-reads the configuration for POST /-/reload. It returns an
+	// error, and keeps the running configuration, when the new one is bad.
+	// nil answers 501.
+	Reload func(ctx context.Context) error
+	// RefreshSeconds is the status page's auto-refresh period; 0 means 10.
+	RefreshSeconds int
+	// Now is the clock of the status page's "ago" column; nil is time.Now.
+	Now func() time.Time
+}
+
+// Handler returns the HTTP routes of `flowprobe serve`:
+//
+//	GET  /                 the status page (flow matrix)
+//	GET  /metrics          Prometheus metrics
+//	GET  /api/v1/results   the latest result of every target, as JSON
+//	GET  /-/healthy        200 while the process serves
+//	GET  /-/ready          503 until every target finished its first run, then 200
+//	POST /-/reload         reload the configuration; 500 with the error if it is bad
+func (e *Exporter) Handler(o HandlerOptions) http.Handler {
+	if o.RefreshSeconds <= 0 {
+		o.RefreshSeconds = 10
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{
+		ErrorLog:      slog.NewLogLogger(e.log.Handler(), slog.LevelError),
+		ErrorHandling: promhttp.ContinueOnError,
+	}))
+	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "Healthy.")
+	})
+	mux.HandleFunc("GET /-/ready", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		ready, done, total := e.store.Ready()
+		if !ready {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "Not ready: %d of %d targets finished their first run.\n", done, total)
+			return
+		}
+		fmt.Fprintln(w, "Ready.")
+	})
+	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "Only POST reloads the configuration.", http.StatusMethodNotAllowed)
+			return
+		}
+		if o.Reload == nil {
+			http.Error(w, "Reloading is not available.", http.StatusNotImplemented)
+			return
+		}
+		if err := o.Reload(r.Context()); err != nil {
+			http.Error(w, fmt.Sprintf("Reload failed, the running configuration stays: %v", err), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "Reloaded.")
+	})
+	mux.HandleFunc("GET /api/v1/results", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if err := json.NewEncoder(w).Encode(e.results()); err != nil {
+			e.log.Debug("Writing results failed", "err", err)
+		}
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if err := statusTemplate.Execute(w, e.statusPage(o.Now(), o.RefreshSeconds)); err != nil {
+			e.log.Debug("Writing the status page failed", "err", err)
+		}
+	})
+	return mux
+}
+
+// Result is one item of /api/v1/results: the probe.Report of the latest
+// run (whose success is that run's own verdict) plus the debounced verdict
+// that flowprobe_check_success exports.
+type Result struct {
+	probe.Report
+	Up                  bool `json:"up"`
+	ConsecutiveFailures int  `json:"consecutive_failures"`
+}
+
+// results lists the targets that finished a run, in Snapshot order.
+func (e *Exporter) results() []Result {
+	snap := e.store.Snapshot()
+	out := make([]Result, 0, len(snap))
+	for _, en := range snap {
+		if en.HasResult {
+			out = append(out, Result{Report: probe.NewReport(en.Target, en.Result), Up: en.Up, ConsecutiveFailures: en.ConsecutiveFailures})
+		}
+	}
+	return out
+}
+
+// The status page's view model.
+type (
+	statusPage struct {
+		Refresh            int
+		Generated          string
+		Up, Down, Pending  int
+		Products           []productView
+		NoTargets, Ready   bool
+		Done, TotalTargets int
+	}
+	productView struct {
+		Name  string
+		Up    int
+		Total int
+		Pairs []pairView
+	}
+	pairView struct {
+		Source, Destination string
+		Rows                []rowView
+	}
+	rowView struct {
+		Flow, Target, Protocol, Check string
+		Expect                        probe.Expect
+		Required                      probe.Requirement
+		State                         string // up, down, pending
+		Outcome                       string
+		Meaning                       string
+		Latency                       time.Duration
+		Ago                           string
+		Error                         string
+		Responder                     bool
+		Failures                      int
+	}
+)
+
+func (e *Exporter) statusPage(now time.Time, refresh int) statusPage {
+	snap := e.store.Snapshot()
+	ready, done, total := e.store.Ready()
+	page := statusPage{Refresh: refresh, Generated: now.Format(time.RFC3339), NoTargets: len(snap) == 0, Ready: ready, Done: done, TotalTargets: total}
+	for _, en := range snap {
+		t := en.Target
+		if n := len(page.Products); n == 0 || page.Products[n-1].Name != t.Product {
+			page.Products = append(page.Products, productView{Name: t.Product})
+		}
+		pv := &page.Products[len(page.Products)-1]
+		pv.Total++
+		// Pairs are grouped in order of first appearance within the product.
+		idx := -1
+		for i, p := range pv.Pairs {
+			if p.Source == t.Source && p.Destination == t.Destination {
+				idx = i
+				break
+			}
+		}
+		if idx < 0 {
+			pv.Pairs = append(pv.Pairs, pairView{Source: t.Source, Destination: t.Destination})
+			idx = len(pv.Pairs) - 1
+		}
+		row := rowView{Flow: t.Flow, Target: t.Address(), Protocol: string(t.Protocol), Check: t.Check, Expect: t.Expect, Required: t.Required, State: "pending"}
+		if en.HasResult {
+			r := en.Result
+			row.State = "down"
+			if en.Up {
+				row.State = "up"
+			}
+			row.Outcome = r.Outcome.String()
+			row.Meaning = r.Outcome.Meaning()
+			row.Latency = r.Duration
+			row.Ago = age(now.Sub(r.Start))
+			row.Error = r.Error()
+			row.Responder = r.Details[probe.DetailResponder] == "true"
+			row.Failures = en.ConsecutiveFailures
+		}
+		switch row.State {
+		case "up":
+			page.Up++
+			pv.Up++
+		case "down":
+			page.Down++
+		default:
+			page.Pending++
+		}
+		pv.Pairs[idx].Rows = append(pv.Pairs[idx].Rows, row)
+	}
+	return page
+}
+
+// age renders a duration for humans: "4s ago", "3m ago", "2h ago".
+func age(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "just now"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds ago", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d.Minutes()))
+	default:
+		return fmt.Sprintf("%dh ago", int(d.Hours()))
+	}
+}
