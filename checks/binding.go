@@ -1,0 +1,65 @@
+package checks
+
+import "github.com/flowprobe/flowprobe/probe"
+
+// hintBinding is what a catalog flow's application hint turns into.
+type hintBinding struct {
+	kind  string
+	proto probe.Protocol // the transport the kind needs; another falls back to tcp/udp
+	// options the hint implies (nil for none).
+	options map[string]any
+}
+
+// hints is the one mapping from application hints (Flow.App) to check
+// kinds. A hint not listed here, or listed for another transport, is
+// checked with the plain tcp or udp check of the flow's protocol.
+//
+// https is bound to the tls check rather than http: a handshake proves the
+// path and the TLS service without knowing which URL of the appliance
+// answers 2xx. dns is left to tcp/udp because a dns check needs a name to
+// ask; a site that gives dns options for the role gets the dns check (see
+// probe.Plan).
+var hints = map[string]hintBinding{
+	"ldap":  {kind: "ldap", proto: probe.TCP},
+	"ldaps": {kind: "ldap", proto: probe.TCP, options: map[string]any{"mode": "ldaps"}},
+	"iscsi": {kind: "iscsi", proto: probe.TCP},
+	"snmp":  {kind: "snmp", proto: probe.UDP},
+	"ntp":   {kind: "ntp", proto: probe.UDP},
+	"http":  {kind: "http", proto: probe.TCP},
+	"https": {kind: "tls", proto: probe.TCP},
+	"ssh":   {kind: "ssh", proto: probe.TCP},
+}
+
+// Binder binds flows to check kinds for probe.Plan, using the hint table
+// above and the check registry.
+type Binder struct{}
+
+var _ probe.Binder = Binder{}
+
+// KindFor returns the check kind for app hint app over proto, with the
+// options the hint implies. icmp flows always use the icmp check.
+func (Binder) KindFor(app string, proto probe.Protocol) (string, map[string]any) {
+	if proto == probe.ICMP {
+		return "icmp", nil
+	}
+	if h, ok := hints[app]; ok && h.proto == proto {
+		var opts map[string]any
+		if h.options != nil {
+			opts = make(map[string]any, len(h.options))
+			for k, v := range h.options {
+				opts[k] = v
+			}
+		}
+		return h.kind, opts
+	}
+	return string(proto), nil
+}
+
+// Known reports whether kind is in the check registry.
+func (Binder) Known(kind string) bool {
+	_, ok := registry[kind]
+	return ok
+}
+
+// Decode decodes and validates raw options for kind (see Decode).
+func (Binder) Decode(kind string, raw map[string]any) (any, error) { return Decode(kind, raw) }

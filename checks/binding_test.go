@@ -1,0 +1,97 @@
+package checks
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/flowprobe/flowprobe/probe"
+)
+
+func TestBinderKindFor(t *testing.T) {
+	var b Binder
+	for _, tc := range []struct {
+		app   string
+		proto probe.Protocol
+		kind  string
+		mode  any // the ldap mode the hint implies, or nil
+	}{
+		{"ldap", probe.TCP, "ldap", nil},
+		{"ldaps", probe.TCP, "ldap", "ldaps"},
+		{"iscsi", probe.TCP, "iscsi", nil},
+		{"snmp", probe.UDP, "snmp", nil},
+		{"ntp", probe.UDP, "ntp", nil},
+		{"http", probe.TCP, "http", nil},
+		{"https", probe.TCP, "tls", nil},
+		{"ssh", probe.TCP, "ssh", nil},
+		{"dns", probe.UDP, "udp", nil},
+		{"dns", probe.TCP, "tcp", nil},
+		{"rmi", probe.TCP, "tcp", nil},
+		{"", probe.UDP, "udp", nil},
+		{"icmp-echo", probe.ICMP, "icmp", nil},
+		{"", probe.ICMP, "icmp", nil},
+		// A hint on a transport its check does not speak falls back.
+		{"ntp", probe.TCP, "tcp", nil},
+		{"snmp", probe.TCP, "tcp", nil},
+		{"ldap", probe.UDP, "udp", nil},
+	} {
+		kind, opts := b.KindFor(tc.app, tc.proto)
+		if kind != tc.kind {
+			t.Errorf("KindFor(%q, %s) = %q, want %q", tc.app, tc.proto, kind, tc.kind)
+		}
+		if got := opts["mode"]; got != tc.mode {
+			t.Errorf("KindFor(%q, %s) mode = %v, want %v", tc.app, tc.proto, got, tc.mode)
+		}
+	}
+}
+
+// Every kind the binding can produce is registered, and the options a hint
+// implies decode for its kind.
+func TestBinderKindsExist(t *testing.T) {
+	var b Binder
+	names := Names()
+	for app, h := range hints {
+		if !slices.Contains(names, h.kind) {
+			t.Errorf("hint %s maps to unknown check kind %q", app, h.kind)
+		}
+		k, _ := Lookup(h.kind)
+		if k.Transport != h.proto {
+			t.Errorf("hint %s: kind %s speaks %s, binding says %s", app, h.kind, k.Transport, h.proto)
+		}
+		kind, opts := b.KindFor(app, h.proto)
+		if _, err := b.Decode(kind, opts); err != nil {
+			t.Errorf("hint %s: options %v do not decode: %v", app, opts, err)
+		}
+	}
+	for _, p := range []probe.Protocol{probe.TCP, probe.UDP, probe.ICMP} {
+		if kind, _ := b.KindFor("no-such-hint", p); !b.Known(kind) {
+			t.Errorf("fallback kind %q for %s is not registered", kind, p)
+		}
+	}
+}
+
+func TestBinderKnownAndDecode(t *testing.T) {
+	var b Binder
+	if b.Known("telnet") || !b.Known("tcp") {
+		t.Fatalf("Known: telnet=%v tcp=%v", b.Known("telnet"), b.Known("tcp"))
+	}
+	o, err := b.Decode("tcp", map[string]any{"responder": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.(*TCPOptions).Responder {
+		t.Errorf("responder option lost: %+v", o)
+	}
+	if _, err := b.Decode("ldap", map[string]any{"password": "x"}); err == nil {
+		t.Error("a literal password option decoded; want an unknown-field error")
+	}
+}
+
+// Hints handed back are copies: changing one must not change the table.
+func TestBinderHintOptionsAreCopies(t *testing.T) {
+	var b Binder
+	_, opts := b.KindFor("ldaps", probe.TCP)
+	opts["mode"] = "plain"
+	if _, again := b.KindFor("ldaps", probe.TCP); again["mode"] != "ldaps" {
+		t.Errorf("hint table changed through a returned map: %v", again)
+	}
+}

@@ -1,0 +1,576 @@
+package probe
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Binder binds flows to check kinds and decodes check options. The checks
+// package implements it (checks.Binder); probe never imports checks.
+type Binder interface {
+	// KindFor returns the check kind that proves a flow with application
+	// hint app over proto, and the options the hint implies for that kind
+	// (e.g. ldaps → ldap with mode: ldaps), or nil.
+	KindFor(app string, proto Protocol) (kind string, hint map[string]any)
+	// Known reports whether kind is a check kind.
+	Known(kind string) bool
+	// Decode decodes raw options for kind strictly and validates them.
+	Decode(kind string, raw map[string]any) (any, error)
+}
+
+// SkipCode says why a flow, a host or a port was not planned.
+type SkipCode string
+
+// Skip codes.
+const (
+	SkipExcluded      SkipCode = "excluded"       // listed in exclude
+	SkipNotSelected   SkipCode = "not_selected"   // not listed in only
+	SkipOtherSource   SkipCode = "other_source"   // source is a role this instance does not run as
+	SkipNoHosts       SkipCode = "no_hosts"       // the destination role has no hosts
+	SkipOwnHost       SkipCode = "own_host"       // the host is one of self_addresses
+	SkipDynamicPort   SkipCode = "dynamic_port"   // the product picks the port at run time
+	SkipEphemeralPort SkipCode = "ephemeral_port" // the port is from the OS ephemeral range
+	SkipRange         SkipCode = "range"          // a range, with ranges: skip
+	SkipRangeRest     SkipCode = "range_rest"     // the ports after the first of a range, with ranges: first
+)
+
+// Skip explains a flow (or one host or port of it) that Plan did not turn
+// into targets.
+type Skip struct {
+	Product     string   `json:"product"`
+	Flow        string   `json:"flow"`
+	Source      string   `json:"source"`
+	Destination string   `json:"destination"`
+	Protocol    Protocol `json:"protocol"`
+	Host        string   `json:"host,omitempty"` // set when one host is skipped
+	Port        string   `json:"port,omitempty"` // set when one port spec is skipped
+	Code        SkipCode `json:"code"`
+	Reason      string   `json:"reason"`
+}
+
+// Rule is one line of the firewall request: traffic a firewall must pass
+// (or, for flows with expect: deny, must keep blocked).
+type Rule struct {
+	Action Expect `json:"action"` // allow, or deny for expect: deny flows
+	// Source and Destination are addresses or names, or "<role>" when the
+	// config does not know the role's hosts.
+	Source          string   `json:"source"`
+	Destination     string   `json:"destination"`
+	SourceRole      string   `json:"source_role"`
+	DestinationRole string   `json:"destination_role"`
+	Protocol        Protocol `json:"protocol"`
+	// Ports is a port, a LOW-HIGH range, "dynamic", "ephemeral", or "" for
+	// icmp.
+	Ports    string      `json:"ports"`
+	Product  string      `json:"product"`
+	Flow     string      `json:"flow"`
+	Required Requirement `json:"required"`
+	Purpose  string      `json:"purpose"`
+	Note     string      `json:"note,omitempty"`
+}
+
+// PlanResult is the expansion of a site config against the catalog.
+type PlanResult struct {
+	// Targets are the checks this instance runs, sorted by ID.
+	Targets []Target
+	// Skipped lists, in catalog order, what was not planned and why.
+	Skipped []Skip
+	// Rules is the firewall request: every flow of the configured products
+	// in both directions, whether or not this instance checks it.
+	Rules []Rule
+}
+
+// Plan expands cfg against the catalog into targets. Unknown products,
+// roles and flows, and check options the binder rejects, are errors naming
+// the config's file:line and the flow; all are returned at once.
+func Plan(cat *Catalog, cfg *Config, b Binder) (*PlanResult, error) {
+	return PlanProducts(cat.Products, cfg, b)
+}
+
+// PlanProducts is Plan over a list of products.
+func PlanProducts(products []*Product, cfg *Config, b Binder) (*PlanResult, error) {
+	pl := &planner{cfg: cfg, b: b, res: &PlanResult{}, self: map[string]bool{}}
+	for _, a := range cfg.SelfAddresses {
+		pl.self[hostKey(a)] = true
+	}
+	byName := map[string]*Product{}
+	var known []string
+	for _, p := range products {
+		byName[p.Name] = p
+		known = append(known, p.Name)
+	}
+	slices.Sort(known)
+	pl.checkKinds(cfg.Defaults.Options, cfg.keys, "defaults.", []string{"defaults"})
+	for _, pc := range cfg.Products {
+		prod, ok := byName[pc.Name]
+		if !ok {
+			if pc.Name != "" {
+				pl.fail(pc.keys, "name", nil, "unknown product %q (known: %s)", pc.Name, strings.Join(known, ", "))
+			}
+			continue
+		}
+		pl.product(prod, pc)
+	}
+	slices.SortFunc(pl.res.Targets, func(a, b Target) int { return strings.Compare(a.ID, b.ID) })
+	pl.res.Targets = slices.CompactFunc(pl.res.Targets, func(a, b Target) bool { return a.ID == b.ID })
+	if fi := cfg.Scheduler.FailingInterval; fi > 0 {
+		for _, t := range pl.res.Targets {
+			if fi <= t.Timeout {
+				pl.fail(cfg.keys, "scheduler.failing_interval", []string{"scheduler"},
+					"failing_interval %s must be longer than the timeout %s of flow %s of %s", fi, t.Timeout, t.Flow, t.Product)
+				break
+			}
+		}
+	}
+	if len(pl.errs) > 0 {
+		return nil, joinSorted(pl.errs)
+	}
+	return pl.res, nil
+}
+
+type planner struct {
+	cfg  *Config
+	b    Binder
+	res  *PlanResult
+	errs []error
+	self map[string]bool
+}
+
+func (pl *planner) fail(k keyPos, key string, ctx []string, format string, args ...any) {
+	pl.errs = append(pl.errs, configError(pl.cfg.atOf(k)(key), ctx, format, args...))
+}
+
+func (pl *planner) checkKinds(opts map[string]map[string]any, k keyPos, prefix string, ctx []string) {
+	for _, kind := range slices.Sorted(maps.Keys(opts)) {
+		if !pl.b.Known(kind) {
+			pl.fail(k, prefix+"options."+kind, ctx, "options: unknown check kind %q", kind)
+		}
+	}
+}
+
+// productPlan is the state of planning one product.
+type productPlan struct {
+	*planner
+	prod  *Product
+	pc    *ProductConfig
+	ctx   []string
+	flows []*Flow
+	// flowCfg holds the override of each flow id (extra flows: their own).
+	flowCfg map[string]*FlowConfig
+	roles   map[string]*RoleConfig
+	self    map[string]bool
+	extra   map[string]bool // ids of the site's own flows
+}
+
+func (pl *planner) product(prod *Product, pc *ProductConfig) {
+	pp := &productPlan{
+		planner: pl, prod: prod, pc: pc, ctx: []string{"product " + pc.Name},
+		flowCfg: map[string]*FlowConfig{}, roles: map[string]*RoleConfig{}, self: map[string]bool{},
+		extra: map[string]bool{},
+	}
+	known := map[string]bool{}
+	for _, r := range prod.Roles {
+		known[r.Name] = true
+	}
+	ids := map[string]*Flow{}
+	for i := range prod.Flows {
+		f := prod.Flows[i]
+		f.Product = prod.Name
+		known[f.Source] = true
+		if f.Destination != "" {
+			known[f.Destination] = true
+		}
+		pp.flows = append(pp.flows, &f)
+		ids[f.ID] = &f
+	}
+	for _, ef := range pc.ExtraFlows {
+		if ef.Flow.ID == "" {
+			continue
+		}
+		if _, dup := ids[ef.Flow.ID]; dup {
+			pl.fail(ef.Config.keys, "id", pp.ctx, "extra flow %q has the id of a catalog flow", ef.Flow.ID)
+			continue
+		}
+		f := ef.Flow
+		f.Product = prod.Name
+		if f.Required == "" {
+			f.Required = Required
+		}
+		known[f.Source] = true
+		if f.Destination != "" {
+			known[f.Destination] = true
+		}
+		pp.flows = append(pp.flows, &f)
+		ids[f.ID] = &f
+		pp.flowCfg[f.ID] = &ef.Config
+		pp.extra[f.ID] = true
+	}
+	roleNames := slices.Sorted(maps.Keys(known))
+	flowIDs := func() string {
+		out := make([]string, 0, len(pp.flows))
+		for _, f := range pp.flows {
+			out = append(out, f.ID)
+		}
+		return strings.Join(out, ", ")
+	}
+
+	for _, s := range pc.Self {
+		if !known[s] {
+			pl.fail(pc.keys, "self", pp.ctx, "self: unknown role %q (roles of %s: %s)", s, prod.Name, strings.Join(roleNames, ", "))
+		}
+		pp.self[s] = true
+	}
+	for _, rc := range pc.Roles {
+		rctx := []string{pp.ctx[0], "role " + rc.Name}
+		if !known[rc.Name] {
+			pl.fail(rc.keys, "name", pp.ctx, "unknown role %q (roles of %s: %s)", rc.Name, prod.Name, strings.Join(roleNames, ", "))
+			continue
+		}
+		pp.roles[rc.Name] = rc
+		if rc.Check != "" && !pl.b.Known(rc.Check) {
+			pl.fail(rc.keys, "check", rctx, "unknown check kind %q", rc.Check)
+		}
+		pl.checkKinds(rc.Options, rc.keys, "", rctx)
+		pp.checkPortOverrides(rc.Ports, rc.keys, rc.Name, rctx, ids)
+		for _, h := range rc.Hosts {
+			pp.checkPortOverrides(h.Ports, h.keys, rc.Name, rctx, ids)
+		}
+	}
+	pl.checkKinds(pc.Options, pc.keys, "", pp.ctx)
+	for _, list := range []struct {
+		key string
+		ids []string
+	}{{"exclude", pc.Exclude}, {"only", pc.Only}} {
+		for _, id := range list.ids {
+			if ids[id] == nil {
+				pl.fail(pc.keys, list.key, pp.ctx, "%s: unknown flow %q (flows of %s: %s)", list.key, id, prod.Name, flowIDs())
+			}
+		}
+	}
+	for _, fc := range pc.Flows {
+		if ids[fc.ID] == nil {
+			pl.fail(fc.keys, "id", pp.ctx, "flows: unknown flow %q (flows of %s: %s)", fc.ID, prod.Name, flowIDs())
+			continue
+		}
+		if _, extra := pp.flowCfg[fc.ID]; extra {
+			pl.fail(fc.keys, "id", pp.ctx, "flows: %q is an extra flow; put its settings in its extra_flows entry", fc.ID)
+			continue
+		}
+		pp.flowCfg[fc.ID] = fc
+	}
+	for _, f := range pp.flows {
+		pp.flow(f)
+	}
+}
+
+func (pp *productPlan) checkPortOverrides(ports map[string]int, k keyPos, role string, ctx []string, ids map[string]*Flow) {
+	for _, id := range slices.Sorted(maps.Keys(ports)) {
+		f := ids[id]
+		switch {
+		case f == nil:
+			pp.fail(k, "ports."+id, ctx, "ports: unknown flow %q", id)
+		case f.Destination != role:
+			pp.fail(k, "ports."+id, ctx, "ports: flow %s goes to role %s, not %s", id, f.Destination, role)
+		case f.Protocol == ICMP:
+			pp.fail(k, "ports."+id, ctx, "ports: flow %s is icmp and has no port", id)
+		case !f.Configurable && !pp.extra[id]:
+			pp.fail(k, "ports."+id, ctx, "ports: the vendor does not document the port of flow %s as configurable", id)
+		}
+	}
+}
+
+func (pp *productPlan) skip(f *Flow, code SkipCode, host, port, format string, args ...any) {
+	pp.res.Skipped = append(pp.res.Skipped, Skip{
+		Product: f.Product, Flow: f.ID, Source: f.Source, Destination: destinationName(f),
+		Protocol: f.Protocol, Host: host, Port: port, Code: code, Reason: fmt.Sprintf(format, args...),
+	})
+}
+
+func destinationName(f *Flow) string {
+	if f.Destination != "" {
+		return f.Destination
+	}
+	return f.Hostname
+}
+
+func (pp *productPlan) flow(f *Flow) {
+	pc := pp.pc
+	if slices.Contains(pc.Exclude, f.ID) {
+		pp.skip(f, SkipExcluded, "", "", "excluded in the config")
+		return
+	}
+	if len(pc.Only) > 0 && !slices.Contains(pc.Only, f.ID) {
+		pp.skip(f, SkipNotSelected, "", "", "not listed in only")
+		return
+	}
+	fc := pp.flowCfg[f.ID]
+	if fc == nil {
+		fc = &FlowConfig{ID: f.ID}
+	}
+	rc := pp.roles[f.Destination]
+	pp.rules(f, fc, rc)
+
+	if !pp.self[f.Source] {
+		if len(pc.Self) == 0 {
+			pp.skip(f, SkipOtherSource, "", "", "self is not set, so this instance originates no flows of %s", f.Product)
+		} else {
+			pp.skip(f, SkipOtherSource, "", "", "source role %s is not this instance's role (self: %s); the instance running as %s checks it", f.Source, strings.Join(pc.Self, ", "), f.Source)
+		}
+		return
+	}
+	var hosts []HostConfig
+	switch {
+	case rc != nil && len(rc.Hosts) > 0:
+		hosts = rc.Hosts
+	case f.Hostname != "":
+		hosts = []HostConfig{{Host: f.Hostname}}
+	default:
+		pp.skip(f, SkipNoHosts, "", "", "role %s has no hosts in the config", f.Destination)
+		return
+	}
+	if rc == nil {
+		rc = &RoleConfig{Name: f.Destination}
+	}
+
+	ctx := []string{pp.ctx[0], "flow " + f.ID}
+	productSettings := resolveSettings(pc.Settings, pp.cfg.Defaults.Settings)
+	roleSettings := resolveSettings(rc.Settings, productSettings)
+	eff := resolveSettings(fc.Settings, roleSettings)
+	if eff.Timeout >= eff.Interval {
+		key := "timeout"
+		if fc.Timeout == 0 {
+			key = "interval"
+		}
+		pp.fail(fc.keys, key, ctx, "timeout %s must be shorter than interval %s (flow settings combined with role %s)", eff.Timeout, eff.Interval, rc.Name)
+		return
+	}
+
+	kind, opts, ok := pp.bind(f, fc, rc, ctx)
+	if !ok {
+		return
+	}
+	expect := fc.Expect
+	if expect == "" {
+		expect = ExpectAllow
+	}
+	required := f.Required
+	if required == "" {
+		required = Required
+	}
+	base := Target{
+		Product: f.Product, Flow: f.ID, Source: f.Source, Destination: destinationName(f),
+		Protocol: f.Protocol, Check: kind, Options: opts, Expect: expect, Required: required,
+		Interval: eff.Interval, Timeout: eff.Timeout,
+		SourceAddress: pp.cfg.SourceAddress, IPFamily: pp.cfg.IPFamily,
+	}
+	add := func(host string, port int) {
+		t := base
+		t.Host, t.Port = host, port
+		t.ID = MakeID(t.Product, t.Flow, host, port, t.Protocol, t.Check)
+		pp.res.Targets = append(pp.res.Targets, t)
+	}
+	skipped := map[string]bool{} // port specs already reported for this flow
+	skipOnce := func(code SkipCode, port, format string, args ...any) {
+		if !skipped[port] {
+			skipped[port] = true
+			pp.skip(f, code, "", port, format, args...)
+		}
+	}
+	for _, h := range hosts {
+		if pp.planner.self[hostKey(h.Host)] {
+			pp.skip(f, SkipOwnHost, h.Host, "", "%s is one of self_addresses", h.Host)
+			continue
+		}
+		if f.Protocol == ICMP {
+			add(h.Host, 0)
+			continue
+		}
+		for _, ps := range portsFor(f, rc, h) {
+			switch {
+			case ps.Kind == PortDynamic:
+				skipOnce(SkipDynamicPort, ps.String(), "the product chooses the port at run time")
+			case ps.Kind == PortEphemeral:
+				skipOnce(SkipEphemeralPort, ps.String(), "the port comes from the OS ephemeral range")
+			case !ps.IsRange():
+				add(h.Host, ps.Low)
+			case eff.Ranges == RangeSkip:
+				skipOnce(SkipRange, ps.String(), "port range not checked (ranges: skip)")
+			case eff.Ranges == RangeAll:
+				if n := ps.High - ps.Low + 1; n > MaxRangePorts {
+					if !skipped[ps.String()] {
+						skipped[ps.String()] = true
+						pp.fail(fc.keys, "ranges", ctx, "range %s has %d ports; ranges: all expands at most %d", ps, n, MaxRangePorts)
+					}
+					continue
+				}
+				for p := ps.Low; p <= ps.High; p++ {
+					add(h.Host, p)
+				}
+			default:
+				add(h.Host, ps.Low)
+				skipOnce(SkipRangeRest, ps.String(), "only the first port %d of the range is checked (ranges: first)", ps.Low)
+			}
+		}
+	}
+}
+
+// portsFor returns the port specs of flow f at host h: the host's
+// override, the role's override, or the flow's own ports.
+func portsFor(f *Flow, rc *RoleConfig, h HostConfig) []PortSpec {
+	if p, ok := h.Ports[f.ID]; ok {
+		return []PortSpec{{Kind: PortFixed, Low: p, High: p}}
+	}
+	if p, ok := rc.Ports[f.ID]; ok {
+		return []PortSpec{{Kind: PortFixed, Low: p, High: p}}
+	}
+	return f.Ports
+}
+
+// bind chooses the check kind of a flow and decodes its options. The kind
+// is, by precedence: tcp or udp for a responder role; the flow's check; the
+// role's check; the kind named like the flow's app hint when the role, the
+// product or the defaults give options for it (e.g. dns); the binder's
+// kind for the app hint and transport.
+func (pp *productPlan) bind(f *Flow, fc *FlowConfig, rc *RoleConfig, ctx []string) (string, any, bool) {
+	var kind string
+	var hint map[string]any
+	layers := []struct {
+		opts map[string]map[string]any
+		keys keyPos
+		pfx  string
+	}{
+		{pp.cfg.Defaults.Options, pp.cfg.keys, "defaults."},
+		{pp.pc.Options, pp.pc.keys, ""},
+		{rc.Options, rc.keys, ""},
+	}
+	switch {
+	case rc.Responder && f.Protocol != ICMP:
+		if fc.Check != "" {
+			pp.fail(fc.keys, "check", ctx, "check %q conflicts with responder: true of role %s", fc.Check, rc.Name)
+			return "", nil, false
+		}
+		kind = string(f.Protocol)
+	case fc.Check != "":
+		kind = fc.Check
+		if !pp.b.Known(kind) {
+			pp.fail(fc.keys, "check", ctx, "unknown check kind %q", kind)
+			return "", nil, false
+		}
+	case rc.Check != "":
+		kind = rc.Check
+		if !pp.b.Known(kind) {
+			return "", nil, false // reported with the role
+		}
+	default:
+		kind, hint = pp.b.KindFor(f.App, f.Protocol)
+		if f.App != "" && f.App != kind && pp.b.Known(f.App) {
+			for _, l := range layers {
+				if _, ok := l.opts[f.App]; ok {
+					kind, hint = f.App, nil
+				}
+			}
+		}
+	}
+	raw := map[string]any{}
+	maps.Copy(raw, hint)
+	where := pp.pc.keys.at("name")
+	var from []string
+	for _, l := range layers {
+		if o, ok := l.opts[kind]; ok {
+			maps.Copy(raw, o)
+			p := pp.cfg.atOf(l.keys)(l.pfx + "options." + kind)
+			where = p
+			from = append(from, strconv.Itoa(p.line))
+		}
+	}
+	if fc.Options != nil {
+		maps.Copy(raw, fc.Options)
+		p := pp.cfg.atOf(fc.keys)("options")
+		where = p
+		from = append(from, strconv.Itoa(p.line))
+	}
+	if rc.Responder && f.Protocol != ICMP {
+		raw["responder"] = true
+	}
+	opts, err := pp.b.Decode(kind, raw)
+	if err != nil {
+		msg := err.Error()
+		if len(from) > 1 {
+			msg += " (options merged from lines " + strings.Join(from, ", ") + ")"
+		}
+		pp.errs = append(pp.errs, configError(where, ctx, "%s", msg))
+		return "", nil, false
+	}
+	return kind, opts, true
+}
+
+// rules adds the firewall rules of flow f: every source host to every
+// destination host, per port spec.
+func (pp *productPlan) rules(f *Flow, fc *FlowConfig, rc *RoleConfig) {
+	var srcs []string
+	if src := pp.roles[f.Source]; src != nil && len(src.Hosts) > 0 {
+		for _, h := range src.Hosts {
+			srcs = append(srcs, h.Host)
+		}
+	} else if pp.self[f.Source] && len(pp.cfg.SelfAddresses) > 0 {
+		srcs = pp.cfg.SelfAddresses
+	} else if pp.self[f.Source] && pp.cfg.SourceAddress != "" {
+		srcs = []string{pp.cfg.SourceAddress}
+	} else {
+		srcs = []string{"<" + f.Source + ">"}
+	}
+	var dsts []HostConfig
+	switch {
+	case rc != nil && len(rc.Hosts) > 0:
+		dsts = rc.Hosts
+	case f.Hostname != "":
+		dsts = []HostConfig{{Host: f.Hostname}}
+	case pp.self[f.Destination] && len(pp.cfg.SelfAddresses) > 0:
+		for _, a := range pp.cfg.SelfAddresses {
+			dsts = append(dsts, HostConfig{Host: a})
+		}
+	default:
+		dsts = []HostConfig{{Host: "<" + f.Destination + ">"}}
+	}
+	if rc == nil {
+		rc = &RoleConfig{}
+	}
+	action := ExpectAllow
+	if fc.Expect == ExpectDeny {
+		action = ExpectDeny
+	}
+	required := f.Required
+	if required == "" {
+		required = Required
+	}
+	for _, s := range srcs {
+		for _, d := range dsts {
+			if hostKey(s) == hostKey(d.Host) {
+				continue
+			}
+			r := Rule{
+				Action: action, Source: s, Destination: d.Host, SourceRole: f.Source, DestinationRole: destinationName(f),
+				Protocol: f.Protocol, Product: f.Product, Flow: f.ID, Required: required, Purpose: f.Purpose,
+			}
+			if f.Protocol == ICMP {
+				pp.res.Rules = append(pp.res.Rules, r)
+				continue
+			}
+			for _, ps := range portsFor(f, rc, d) {
+				r.Ports = ps.String()
+				switch ps.Kind {
+				case PortDynamic:
+					r.Note = "dynamic: the product chooses the port at run time; see the vendor's documentation"
+				case PortEphemeral:
+					r.Note = "ephemeral: a port from the source's OS ephemeral range"
+				default:
+					r.Note = ""
+				}
+				pp.res.Rules = append(pp.res.Rules, r)
+			}
+		}
+	}
+}
