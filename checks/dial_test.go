@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,42 +43,53 @@ func loopbackClosedUDPPort(t *testing.T) int {
 }
 
 // loopbackTCPPeer listens on 127.0.0.1:0 and runs serve for every
-// connection it accepts (at most 64), closing the connection afterwards.
-// Everything is closed and waited for when the test ends.
+// connection it accepts, closing the connection afterwards. When the test
+// ends it closes the listener and every open connection and waits for the
+// serving goroutines.
 func loopbackTCPPeer(t testing.TB, serve func(c net.Conn)) int {
 	t.Helper()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	conns := make(chan net.Conn, 64)
-	go func() {
-		defer close(done)
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		conns  = map[net.Conn]struct{}{}
+		closed bool
+	)
+	wg.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			select {
-			case conns <- c:
-			default:
+			mu.Lock()
+			if closed {
+				mu.Unlock()
 				c.Close()
-				continue
+				return
 			}
-			go func() {
-				defer c.Close()
+			conns[c] = struct{}{}
+			mu.Unlock()
+			wg.Go(func() {
 				serve(c)
-			}()
+				c.Close()
+				mu.Lock()
+				delete(conns, c)
+				mu.Unlock()
+			})
 		}
-	}()
+	})
 	t.Cleanup(func() {
 		ln.Close()
-		<-done
-		close(conns)
+		mu.Lock()
+		closed = true
 		for c := range conns {
 			c.Close()
 		}
+		mu.Unlock()
+		wg.Wait()
 	})
 	return ln.Addr().(*net.TCPAddr).Port
 }
