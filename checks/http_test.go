@@ -250,7 +250,7 @@ func TestHTTPHostilePeers(t *testing.T) {
 		serve func(c net.Conn)
 		want  probe.Outcome
 	}{
-		"silent":         {appSilent, probe.OutcomeTimeout},
+		"silent":                   {appSilent, probe.OutcomeTimeout},
 		"closes without an answer": {func(c net.Conn) { appReadRequest(c) }, probe.OutcomeProtocolError},
 		"ssh banner": {func(c net.Conn) {
 			io.WriteString(c, "SSH-2.0-OpenSSH_9.2\r\n")
