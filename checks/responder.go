@@ -565,7 +565,7 @@ func newUDPReplier(c *net.UDPConn, wildcard bool) udpReplier {
 	if wildcard {
 		p6 := ipv6.NewPacketConn(c)
 		if p6.SetControlMessage(ipv6.FlagDst, true) == nil {
-			return pktinfo6{c: c, p: p6}
+			return pktinfo6{c: c, p: p6, p4: ipv4.NewPacketConn(c)}
 		}
 		p4 := ipv4.NewPacketConn(c)
 		if p4.SetControlMessage(ipv4.FlagDst, true) == nil {
@@ -587,9 +587,14 @@ func (u plainUDP) write(b []byte, _ netip.Addr, remote netip.AddrPort) error {
 	return err
 }
 
+// pktinfo6 serves a dual-stack socket. IPv4 clients arrive with a mapped
+// destination address; their answers carry an IPv4 IP_PKTINFO, which
+// Linux honours on an IPv6 socket sending to a mapped address (an IPv6
+// pktinfo with a mapped source is ignored).
 type pktinfo6 struct {
-	c *net.UDPConn
-	p *ipv6.PacketConn
+	c  *net.UDPConn
+	p  *ipv6.PacketConn
+	p4 *ipv4.PacketConn
 }
 
 func (u pktinfo6) read(buf []byte) (int, netip.Addr, netip.AddrPort, error) {
@@ -605,13 +610,15 @@ func (u pktinfo6) read(buf []byte) (int, netip.Addr, netip.AddrPort, error) {
 }
 
 func (u pktinfo6) write(b []byte, local netip.Addr, remote netip.AddrPort) error {
+	dst := net.UDPAddrFromAddrPort(netip.AddrPortFrom(mapTo6(remote.Addr()), remote.Port()))
+	if local.Unmap().Is4() {
+		_, err := u.p4.WriteTo(b, &ipv4.ControlMessage{Src: net.IP(local.Unmap().AsSlice())}, dst)
+		return err
+	}
 	var cm *ipv6.ControlMessage
 	if local.IsValid() {
-		// An IPv4 client arrived on the dual-stack socket with a mapped
-		// address; Linux takes the mapped form as the IPv4 source.
 		cm = &ipv6.ControlMessage{Src: net.IP(local.AsSlice())}
 	}
-	dst := net.UDPAddrFromAddrPort(netip.AddrPortFrom(mapTo6(remote.Addr()), remote.Port()))
 	_, err := u.p.WriteTo(b, cm, dst)
 	return err
 }
