@@ -1,0 +1,538 @@
+package checks
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+
+	"github.com/flowprobe/flowprobe/probe"
+)
+
+func icmpTarget(t testing.TB, host string, raw map[string]any) probe.Target {
+	t.Helper()
+	opts, err := Decode("icmp", raw)
+	if err != nil {
+		t.Fatalf("Decode(%v): %v", raw, err)
+	}
+	return probe.Target{Host: host, Check: "icmp", Protocol: probe.ICMP, Options: opts, Timeout: 5 * time.Second}
+}
+
+// needRaw skips a test that needs a raw ICMP socket when the process may
+// not open one.
+func needRaw(t testing.TB, network string) {
+	t.Helper()
+	c, err := icmp.ListenPacket(network, "")
+	if err != nil {
+		t.Skipf("no raw ICMP socket (%v): run the tests as root", err)
+	}
+	c.Close()
+}
+
+// countingListen wraps listen and counts the sockets it opened.
+type countingListen struct {
+	mu     sync.Mutex
+	opened []string
+	listen icmpListen
+}
+
+func (c *countingListen) Listen(network, address string) (*icmp.PacketConn, error) {
+	conn, err := c.listen(network, address)
+	if err == nil {
+		c.mu.Lock()
+		c.opened = append(c.opened, network)
+		c.mu.Unlock()
+	}
+	return conn, err
+}
+
+func (c *countingListen) Opened() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.opened...)
+}
+
+// denyRaw refuses raw sockets like a process without CAP_NET_RAW.
+func denyRaw(listen icmpListen) icmpListen {
+	return func(network, address string) (*icmp.PacketConn, error) {
+		if strings.HasPrefix(network, "ip") {
+			return nil, os.NewSyscallError("socket", syscall.EPERM)
+		}
+		return listen(network, address)
+	}
+}
+
+// allowPingSockets lets every group open datagram ping sockets for the
+// length of the test, like `sysctl net.ipv4.ping_group_range`.
+func allowPingSockets(t *testing.T) {
+	t.Helper()
+	const path = "/proc/sys/net/ipv4/ping_group_range"
+	old, err := os.ReadFile(path)
+	if err != nil {
+		t.Skipf("ping_group_range: %v", err)
+	}
+	if err := os.WriteFile(path, []byte("0 2147483647"), 0o644); err != nil {
+		t.Skipf("cannot allow ping sockets (%v): run the tests as root", err)
+	}
+	t.Cleanup(func() {
+		if err := os.WriteFile(path, old, 0o644); err != nil {
+			t.Errorf("restore ping_group_range: %v", err)
+		}
+	})
+}
+
+// assertIdle checks that p holds no socket and no reader once its checks
+// are done.
+func assertIdle(t *testing.T, p *pinger) {
+	t.Helper()
+	for _, e := range []*icmpEndpoint{p.v4, p.v6} {
+		e.mu.Lock()
+		cur := e.cur
+		e.mu.Unlock()
+		if cur != nil {
+			t.Errorf("v6=%v: socket still open after the checks ended", e.v6)
+		}
+	}
+}
+
+func checkLoopback(t *testing.T, p *pinger, wantSocket string) {
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		t.Run(host, func(t *testing.T) {
+			r := probe.Run(t.Context(), p, icmpTarget(t, host, nil))
+			if r.Outcome != probe.OutcomeOK {
+				t.Fatalf("outcome = %v (%v), want ok", r.Outcome, r.Err)
+			}
+			if r.Details["socket"] != wantSocket {
+				t.Errorf("socket = %q, want %q", r.Details["socket"], wantSocket)
+			}
+			if r.Details["sent"] != "3" || r.Details["received"] != "3" {
+				t.Errorf("sent/received = %s/%s, want 3/3", r.Details["sent"], r.Details["received"])
+			}
+			if loss, ok := r.Values[probe.ValueICMPLoss]; !ok || loss != 0 {
+				t.Errorf("loss = %v (set %v), want 0", loss, ok)
+			}
+			if rtt := r.Values[probe.ValueICMPRTT]; rtt <= 0 {
+				t.Errorf("rtt = %v, want > 0", rtt)
+			}
+		})
+	}
+	assertIdle(t, p)
+}
+
+func TestICMPRawLoopback(t *testing.T) {
+	needRaw(t, "ip4:icmp")
+	checkLoopback(t, newPinger(icmp.ListenPacket), "raw")
+}
+
+func TestICMPDatagramLoopback(t *testing.T) {
+	allowPingSockets(t)
+	checkLoopback(t, newPinger(denyRaw(icmp.ListenPacket)), "datagram")
+}
+
+func TestICMPRegistered(t *testing.T) {
+	needRaw(t, "ip4:icmp")
+	r := Check(t.Context(), icmpTarget(t, "127.0.0.1", map[string]any{"count": 1}))
+	if r.Outcome != probe.OutcomeOK || r.Details["sent"] != "1" {
+		t.Fatalf("outcome = %v (%v), sent %s; want ok after 1 echo", r.Outcome, r.Err, r.Details["sent"])
+	}
+	if err := ICMPAvailable("ip4"); err != nil {
+		t.Errorf("ICMPAvailable(ip4) = %v", err)
+	}
+	assertIdle(t, icmpChecker.(*pinger))
+}
+
+func TestICMPNoSocket(t *testing.T) {
+	p := newPinger(func(network, _ string) (*icmp.PacketConn, error) {
+		if strings.HasPrefix(network, "ip") {
+			return nil, os.NewSyscallError("socket", syscall.EPERM)
+		}
+		return nil, os.NewSyscallError("socket", syscall.EACCES)
+	})
+	r := probe.Run(t.Context(), p, icmpTarget(t, "127.0.0.1", nil))
+	if r.Outcome != probe.OutcomeProtocolError {
+		t.Errorf("outcome = %v, want protocol_error", r.Outcome)
+	}
+	var se *ICMPSocketError
+	if !errors.As(r.Err, &se) || !errors.Is(r.Err, syscall.EPERM) || !errors.Is(r.Err, syscall.EACCES) {
+		t.Errorf("error %v: want an ICMPSocketError wrapping EPERM and EACCES", r.Err)
+	}
+	for _, want := range []string{"CAP_NET_RAW", "net.ipv4.ping_group_range", "ip4:icmp", "udp4"} {
+		if !strings.Contains(r.Error(), want) {
+			t.Errorf("error %q does not name %s", r.Error(), want)
+		}
+	}
+	// Expecting the flow to be blocked does not turn a local problem into a pass.
+	tg := icmpTarget(t, "::1", nil)
+	tg.Expect = probe.ExpectDeny
+	if r := probe.Run(t.Context(), p, tg); r.Success || !strings.Contains(r.Error(), "ip6:ipv6-icmp") {
+		t.Errorf("deny: success %v, error %v; want a failure naming ip6:ipv6-icmp", r.Success, r.Err)
+	}
+}
+
+func TestICMPSharedSocket(t *testing.T) {
+	needRaw(t, "ip4:icmp")
+	cl := &countingListen{listen: icmp.ListenPacket}
+	p := newPinger(cl.Listen)
+	// Hold the socket open so that every check below finds it open.
+	s, err := p.v4.acquire()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 64
+	results := make([]probe.Result, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			results[i] = probe.Run(t.Context(), p, icmpTarget(t, "127.0.0.1", map[string]any{"count": 2}))
+		})
+	}
+	wg.Wait()
+	p.v4.release(s)
+	for i, r := range results {
+		if r.Outcome != probe.OutcomeOK || r.Details["received"] != "2" {
+			t.Errorf("check %d: outcome %v (%v), received %s; want ok with 2 replies", i, r.Outcome, r.Err, r.Details["received"])
+		}
+	}
+	if got := cl.Opened(); len(got) != 1 || got[0] != "ip4:icmp" {
+		t.Errorf("sockets opened = %v, want one ip4:icmp", got)
+	}
+	assertIdle(t, p)
+}
+
+func TestICMPSourceAddress(t *testing.T) {
+	needRaw(t, "ip4:icmp")
+	// A second raw socket sees the echo requests arrive on the loopback,
+	// with the source address they were sent from.
+	obs, err := icmp.ListenPacket("ip4:icmp", "0.0.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obs.Close()
+	p := newPinger(icmp.ListenPacket)
+	tg := icmpTarget(t, "127.0.0.1", map[string]any{"count": 1})
+	tg.SourceAddress = "127.0.0.2"
+	r := probe.Run(t.Context(), p, tg)
+	if r.Outcome != probe.OutcomeOK {
+		t.Fatalf("outcome = %v (%v), want ok", r.Outcome, r.Err)
+	}
+	_ = obs.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 1500)
+	for range 1000 {
+		n, from, err := obs.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("no echo request seen from 127.0.0.2: %v", err)
+		}
+		m, err := icmp.ParseMessage(1, buf[:n])
+		if err != nil || m.Type != ipv4.ICMPTypeEcho {
+			continue
+		}
+		if from.(*net.IPAddr).IP.Equal(net.IPv4(127, 0, 0, 2)) {
+			return
+		}
+	}
+	t.Fatal("no echo request seen from 127.0.0.2")
+}
+
+func TestICMPSourceFamilyMismatch(t *testing.T) {
+	p := newPinger(icmp.ListenPacket)
+	tg := icmpTarget(t, "::1", nil)
+	tg.SourceAddress = "127.0.0.1"
+	tg.IPFamily = "ip6"
+	r := probe.Run(t.Context(), p, tg)
+	if r.Outcome == probe.OutcomeOK || !strings.Contains(r.Error(), "different families") {
+		t.Errorf("outcome %v, error %v; want a failure about different families", r.Outcome, r.Err)
+	}
+}
+
+func TestICMPContextDone(t *testing.T) {
+	needRaw(t, "ip4:icmp")
+	p := newPinger(icmp.ListenPacket)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	r := p.Check(ctx, icmpTarget(t, "127.0.0.1", nil))
+	if r.Outcome != probe.OutcomeTimeout || r.Details["sent"] != "0" {
+		t.Errorf("outcome %v, sent %s; want timeout with nothing sent", r.Outcome, r.Details["sent"])
+	}
+	assertIdle(t, p)
+}
+
+func TestICMPOptions(t *testing.T) {
+	bad := []struct {
+		raw  map[string]any
+		want string
+	}{
+		{map[string]any{"count": 0}, "count 0: want 1 to 100"},
+		{map[string]any{"reply_timeout": "0s"}, "reply_timeout 0s: want more than 0"},
+		{map[string]any{"interval": "-1s"}, "interval -1s is negative"},
+		{map[string]any{"size": 4}, "size 4: want 8 to 65000 bytes"},
+		{map[string]any{"ttl": 3}, "field ttl not found"},
+	}
+	for _, tc := range bad {
+		_, err := Decode("icmp", tc.raw)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Decode(%v) = %v, want error containing %q", tc.raw, err, tc.want)
+		}
+	}
+	o, err := Decode("icmp", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := o.(*ICMPOptions); d.Count != 3 || d.ReplyTimeout != time.Second || d.Interval != 0 || d.Size != 56 {
+		t.Errorf("defaults = %+v", d)
+	}
+}
+
+// quoted builds the original datagram an ICMP error quotes: the IP header
+// of an echo request to dst and its first 8 bytes.
+func quoted(dst netip.Addr, id, seq uint16) []byte {
+	echo := []byte{8, 0, 0, 0, 0, 0, 0, 0}
+	if dst.Is6() {
+		echo[0] = 128
+	}
+	binary.BigEndian.PutUint16(echo[4:], id)
+	binary.BigEndian.PutUint16(echo[6:], seq)
+	if dst.Is6() {
+		h := make([]byte, 40)
+		h[0] = 6 << 4
+		binary.BigEndian.PutUint16(h[4:], 64)
+		h[6], h[7] = 58, 64
+		copy(h[8:24], netip.MustParseAddr("2001:db8::1").AsSlice())
+		copy(h[24:40], dst.AsSlice())
+		return append(h, echo...)
+	}
+	h := make([]byte, 20)
+	h[0] = 4<<4 | 5
+	binary.BigEndian.PutUint16(h[2:], 84)
+	h[8], h[9] = 64, 1
+	copy(h[12:16], []byte{192, 0, 2, 1})
+	copy(h[16:20], dst.AsSlice())
+	return append(h, echo...)
+}
+
+func marshal(t *testing.T, m icmp.Message) []byte {
+	t.Helper()
+	b, err := m.Marshal(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestICMPDecode(t *testing.T) {
+	dst4 := netip.MustParseAddr("192.0.2.10")
+	dst6 := netip.MustParseAddr("2001:db8::10")
+	router4 := netip.MustParseAddr("198.51.100.1")
+	router6 := netip.MustParseAddr("2001:db8:ff::1")
+	const id, seq, token = 0x1234, 7, 0x0102030405060708
+	tokenData := binary.BigEndian.AppendUint64(nil, token)
+	unreach4 := func(code int, data []byte) []byte {
+		return marshal(t, icmp.Message{Type: ipv4.ICMPTypeDestinationUnreachable, Code: code, Body: &icmp.DstUnreach{Data: data}})
+	}
+	unreach6 := func(code int, data []byte) []byte {
+		return marshal(t, icmp.Message{Type: ipv6.ICMPTypeDestinationUnreachable, Code: code, Body: &icmp.DstUnreach{Data: data}})
+	}
+	tests := []struct {
+		name      string
+		v6        bool
+		dgram     bool
+		msg       []byte
+		from      netip.Addr
+		delivered bool
+		unreach   string // icmpError.String(), "" for an echo reply
+	}{
+		{"admin prohibited", false, false, unreach4(13, quoted(dst4, id, seq)), router4, true,
+			"destination unreachable code 13 (communication administratively prohibited) from 198.51.100.1"},
+		{"host prohibited", false, false, unreach4(10, quoted(dst4, id, seq)), router4, true,
+			"destination unreachable code 10 (host administratively prohibited) from 198.51.100.1"},
+		{"net prohibited", false, false, unreach4(9, quoted(dst4, id, seq)), router4, true,
+			"destination unreachable code 9 (net administratively prohibited) from 198.51.100.1"},
+		{"host unreachable", false, false, unreach4(1, quoted(dst4, id, seq)), router4, true,
+			"destination unreachable code 1 (host unreachable) from 198.51.100.1"},
+		{"net unreachable", false, false, unreach4(0, quoted(dst4, id, seq)), router4, true,
+			"destination unreachable code 0 (net unreachable) from 198.51.100.1"},
+		{"time exceeded", false, false, marshal(t, icmp.Message{Type: ipv4.ICMPTypeTimeExceeded, Body: &icmp.TimeExceeded{Data: quoted(dst4, id, seq)}}), router4, true,
+			"time exceeded code 0 (hop limit exceeded in transit) from 198.51.100.1"},
+		{"another ID", false, false, unreach4(13, quoted(dst4, id+1, seq)), router4, false, ""},
+		{"another seq", false, false, unreach4(13, quoted(dst4, id, seq+1)), router4, false, ""},
+		{"another destination", false, false, unreach4(13, quoted(netip.MustParseAddr("192.0.2.11"), id, seq)), router4, false, ""},
+		{"quote too short", false, false, unreach4(13, quoted(dst4, id, seq)[:24]), router4, false, ""},
+		{"quote not an echo", false, false, unreach4(13, append(quoted(dst4, id, seq)[:20], 0, 0, 0, 0, 0x12, 0x34, 0, 7)), router4, false, ""},
+		{"garbage", false, false, []byte{3, 13, 0}, router4, false, ""},
+		{"v6 admin prohibited", true, false, unreach6(1, quoted(dst6, id, seq)), router6, true,
+			"destination unreachable code 1 (communication administratively prohibited) from 2001:db8:ff::1"},
+		{"v6 no route", true, false, unreach6(0, quoted(dst6, id, seq)), router6, true,
+			"destination unreachable code 0 (no route to destination) from 2001:db8:ff::1"},
+		{"v6 another seq", true, false, unreach6(1, quoted(dst6, id, seq+1)), router6, false, ""},
+		{"echo reply", false, false, marshal(t, icmp.Message{Type: ipv4.ICMPTypeEchoReply, Body: &icmp.Echo{ID: id, Seq: seq, Data: tokenData}}), dst4, true, ""},
+		{"echo reply, stale token", false, false, marshal(t, icmp.Message{Type: ipv4.ICMPTypeEchoReply, Body: &icmp.Echo{ID: id, Seq: seq, Data: []byte("12345678")}}), dst4, false, ""},
+		{"echo reply from another host", false, false, marshal(t, icmp.Message{Type: ipv4.ICMPTypeEchoReply, Body: &icmp.Echo{ID: id, Seq: seq, Data: tokenData}}), router4, false, ""},
+		{"echo reply, another ID", false, false, marshal(t, icmp.Message{Type: ipv4.ICMPTypeEchoReply, Body: &icmp.Echo{ID: id + 1, Seq: seq, Data: tokenData}}), dst4, false, ""},
+		{"echo reply, datagram socket ignores ID", false, true, marshal(t, icmp.Message{Type: ipv4.ICMPTypeEchoReply, Body: &icmp.Echo{ID: id + 1, Seq: seq, Data: tokenData}}), dst4, true, ""},
+		{"echo request", false, false, marshal(t, icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: seq, Data: tokenData}}), dst4, false, ""},
+		{"v6 echo reply", true, false, marshal(t, icmp.Message{Type: ipv6.ICMPTypeEchoReply, Body: &icmp.Echo{ID: id, Seq: seq, Data: tokenData}}), dst6, true, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := &icmpEndpoint{v6: tc.v6}
+			s := &icmpSocket{raw: !tc.dgram, id: id, waiting: map[uint16]*echoWait{}}
+			dst, proto := dst4, 1
+			if tc.v6 {
+				dst, proto = dst6, 58
+			}
+			w := &echoWait{dst: dst, seq: seq, token: token, ch: make(chan echoEvent, 1)}
+			s.waiting[seq] = w
+			at := time.Unix(1700000000, 0)
+			e.dispatch(s, proto, tc.msg, tc.from, at)
+			select {
+			case ev := <-w.ch:
+				if !tc.delivered {
+					t.Fatalf("delivered %+v, want nothing", ev)
+				}
+				if !ev.at.Equal(at) {
+					t.Errorf("at = %v, want %v", ev.at, at)
+				}
+				got := ""
+				if ev.unreach != nil {
+					got = ev.unreach.String()
+				}
+				if got != tc.unreach {
+					t.Errorf("unreach = %q, want %q", got, tc.unreach)
+				}
+				if s.waiting[seq] != nil {
+					t.Error("waiter still registered after delivery")
+				}
+			default:
+				if tc.delivered {
+					t.Fatal("nothing delivered")
+				}
+				if s.waiting[seq] != w {
+					t.Error("waiter dropped without a delivery")
+				}
+			}
+		})
+	}
+}
+
+func TestICMPVerdict(t *testing.T) {
+	dst := netip.MustParseAddr("192.0.2.10")
+	unreach := &icmpError{typ: 3, code: 13, from: netip.MustParseAddr("198.51.100.1")}
+	sendErr := fmt.Errorf("icmp echo to %s: %w", dst, os.NewSyscallError("sendto", syscall.ENETUNREACH))
+	tests := []struct {
+		name                 string
+		sent, received       int
+		rttSum               time.Duration
+		unreach              *icmpError
+		err                  error
+		outcome              probe.Outcome
+		loss, rtt            float64
+		hasLoss, hasRTT      bool
+		reason, code, origin string
+	}{
+		{"all replies", 3, 3, 3 * time.Millisecond, nil, nil, probe.OutcomeOK, 0, 0.001, true, true, "", "", ""},
+		{"one reply is enough", 3, 1, 2 * time.Millisecond, nil, nil, probe.OutcomeOK, 2.0 / 3, 0.002, true, true, "", "", ""},
+		{"reply then unreachable", 2, 1, time.Millisecond, unreach, nil, probe.OutcomeOK, 0.5, 0.001, true, true, "", "", ""},
+		{"admin prohibited", 1, 0, 0, unreach, nil, probe.OutcomeUnreachable, 1, 0, true, false,
+			"destination unreachable code 13 (communication administratively prohibited) from 198.51.100.1", "13", "198.51.100.1"},
+		{"silence", 3, 0, 0, nil, nil, probe.OutcomeTimeout, 1, 0, true, false, "no reply to 3 echo requests", "", ""},
+		{"no route", 0, 0, 0, nil, sendErr, probe.OutcomeUnreachable, 0, 0, false, false, "", "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var r probe.Result
+			r = finish(&r, icmpVerdict(&r, dst, tc.sent, tc.received, tc.rttSum, tc.unreach, tc.err))
+			if r.Outcome != tc.outcome {
+				t.Fatalf("outcome = %v (%v), want %v", r.Outcome, r.Err, tc.outcome)
+			}
+			if loss, ok := r.Values[probe.ValueICMPLoss]; ok != tc.hasLoss || loss != tc.loss {
+				t.Errorf("loss = %v (set %v), want %v (set %v)", loss, ok, tc.loss, tc.hasLoss)
+			}
+			if rtt, ok := r.Values[probe.ValueICMPRTT]; ok != tc.hasRTT || rtt != tc.rtt {
+				t.Errorf("rtt = %v (set %v), want %v (set %v)", rtt, ok, tc.rtt, tc.hasRTT)
+			}
+			if got := r.Details[probe.DetailReason]; got != tc.reason {
+				t.Errorf("reason = %q, want %q", got, tc.reason)
+			}
+			if got := r.Details["icmp_code"]; got != tc.code {
+				t.Errorf("icmp_code = %q, want %q", got, tc.code)
+			}
+			if got := r.Details["icmp_from"]; got != tc.origin {
+				t.Errorf("icmp_from = %q, want %q", got, tc.origin)
+			}
+		})
+	}
+}
+
+// TestICMPErrorThroughSocket sends a crafted Destination Unreachable to the
+// loopback and checks that the reader of the shared raw socket hands it to
+// the echo it quotes.
+func TestICMPErrorThroughSocket(t *testing.T) {
+	needRaw(t, "ip4:icmp")
+	p := newPinger(icmp.ListenPacket)
+	s, err := p.v4.acquire()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.v4.release(s)
+	// An echo to a documentation address that is registered but never sent.
+	dst := netip.MustParseAddr("192.0.2.10")
+	w := &echoWait{dst: dst, token: 1, ch: make(chan echoEvent, 1)}
+	p.v4.mu.Lock()
+	p.v4.seq++
+	w.seq = p.v4.seq
+	s.waiting[w.seq] = w
+	p.v4.mu.Unlock()
+
+	router, err := icmp.ListenPacket("ip4:icmp", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer router.Close()
+	msg := marshal(t, icmp.Message{Type: ipv4.ICMPTypeDestinationUnreachable, Code: 13, Body: &icmp.DstUnreach{Data: quoted(dst, s.id, w.seq)}})
+	if _, err := router.WriteTo(msg, &net.IPAddr{IP: net.IPv4(127, 0, 0, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-w.ch:
+		if ev.unreach == nil || ev.unreach.code != 13 || ev.unreach.from != netip.MustParseAddr("127.0.0.1") {
+			t.Errorf("event %+v, want code 13 from 127.0.0.1", ev.unreach)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the Destination Unreachable did not reach the waiting echo")
+	}
+}
+
+// BenchmarkICMPLoopback runs many concurrent icmp checks (one echo each)
+// to 127.0.0.1 over the one shared raw socket.
+//
+//	go test -run '^$' -bench ICMPLoopback -benchmem ./checks/
+func BenchmarkICMPLoopback(b *testing.B) {
+	needRaw(b, "ip4:icmp")
+	p := newPinger(icmp.ListenPacket)
+	tg := icmpTarget(b, "127.0.0.1", map[string]any{"count": 1})
+	for _, par := range []int{1, 16, 256} {
+		b.Run(fmt.Sprintf("concurrent=%d", par), func(b *testing.B) {
+			b.SetParallelism(par)
+			var failed sync.Once
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if r := probe.Run(context.Background(), p, tg); r.Outcome != probe.OutcomeOK {
+						failed.Do(func() { b.Errorf("outcome %v: %v", r.Outcome, r.Err) })
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "checks/s")
+		})
+	}
+}
