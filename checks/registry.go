@@ -130,6 +130,10 @@ func ParseSet(pairs []string) (map[string]any, error) {
 		var val any
 		if err := yaml.Unmarshal([]byte(v), &val); err != nil || val == nil {
 			val = v
+		} else if _, isString := val.(string); isString && !strings.HasPrefix(v, `"`) && !strings.HasPrefix(v, "'") {
+			// An unquoted string stays exactly as typed: YAML would trim
+			// the spaces of `expect=^220 ` and fold some characters.
+			val = v
 		}
 		raw[k] = val
 	}
