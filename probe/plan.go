@@ -27,7 +27,6 @@ type SkipCode string
 // Skip codes.
 const (
 	SkipExcluded      SkipCode = "excluded"       // listed in exclude
-	SkipNotSelected   SkipCode = "not_selected"   // not listed in only
 	SkipOtherSource   SkipCode = "other_source"   // source is a role this instance does not run as
 	SkipNoHosts       SkipCode = "no_hosts"       // the destination role has no hosts
 	SkipOwnHost       SkipCode = "own_host"       // the host is one of self_addresses
@@ -303,8 +302,7 @@ func (pp *productPlan) flow(f *Flow) {
 		return
 	}
 	if len(pc.Only) > 0 && !slices.Contains(pc.Only, f.ID) {
-		pp.skip(f, SkipNotSelected, "", "", "not listed in only")
-		return
+		return // not asked for: neither planned nor listed
 	}
 	fc := pp.flowCfg[f.ID]
 	if fc == nil {
@@ -548,8 +546,8 @@ func (pp *productPlan) rules(f *Flow, fc *FlowConfig, rc *RoleConfig) {
 	}
 	for _, s := range srcs {
 		for _, d := range dsts {
-			if hostKey(s) == hostKey(d.Host) {
-				continue
+			if hostKey(s) == hostKey(d.Host) && !strings.HasPrefix(s, "<") {
+				continue // a host does not talk to itself through a firewall
 			}
 			r := Rule{
 				Action: action, Source: s, Destination: d.Host, SourceRole: f.Source, DestinationRole: destinationName(f),

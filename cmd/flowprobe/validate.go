@@ -1,12 +1,53 @@
 package main
 
-import "context"
+import (
+	"context"
+	"fmt"
 
-// addValidate registers `flowprobe validate`. Not implemented yet.
+	"github.com/flowprobe/flowprobe/checks"
+	"github.com/flowprobe/flowprobe/probe"
+)
+
+// addValidate registers `flowprobe validate`: parse each config file and
+// plan it against the catalog and the check registry, reporting every error.
 func addValidate(c *cli) {
-	cmd := c.app.Command("validate", "Not implemented yet.").Hidden()
+	cmd := c.app.Command("validate", "Check site config files: syntax, catalog references and check options. Exit 0 when all are valid, 2 otherwise.")
+	flagFiles := cmd.Flag("config.file", "Site config file to check (repeatable).").PlaceHolder("FILE").Strings()
+	argFiles := cmd.Arg("file", "More site config files to check.").Strings()
 	c.register(cmd, func(context.Context) int {
-		c.stderr.Write([]byte("flowprobe validate: not implemented yet\n"))
-		return exitUsage
+		files := append(append([]string{}, *flagFiles...), *argFiles...)
+		if len(files) == 0 {
+			fmt.Fprintln(c.stderr, "flowprobe validate: no config file given (--config.file FILE or FILE...)")
+			return exitUsage
+		}
+		cat, err := probe.LoadCatalog()
+		if err != nil {
+			fmt.Fprintf(c.stderr, "flowprobe validate: %v\n", err)
+			return exitUsage
+		}
+		code := exitOK
+		for _, f := range files {
+			_, res, err := planFile(cat, f)
+			if err != nil {
+				fmt.Fprintf(c.stderr, "%s: FAILED\n%v\n", f, err)
+				code = exitUsage
+				continue
+			}
+			fmt.Fprintf(c.stdout, "%s: OK (%d targets, %d skipped)\n", f, len(res.Targets), len(res.Skipped))
+		}
+		return code
 	})
+}
+
+// planFile loads a site config and plans it with the check registry.
+func planFile(cat *probe.Catalog, path string) (*probe.Config, *probe.PlanResult, error) {
+	cfg, err := probe.LoadConfig(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := probe.Plan(cat, cfg, checks.Binder{})
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, res, nil
 }
