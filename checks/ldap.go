@@ -1,10 +1,12 @@
 package checks
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -211,7 +213,7 @@ func ldapFinish(r *probe.Result, err error) probe.Result {
 // StartTLS is sent here rather than with ldap.Conn.StartTLS because the
 // library formats the handshake error as text, which would lose the
 // certificate error Classify needs, and its handshake has no context.
-func ldapTLS(ctx context.Context, c net.Conn, mode string, cfg *tls.Config) (*tls.Conn, error) {
+func ldapTLS(ctx context.Context, c *ldapConn, mode string, cfg *tls.Config) (*tls.Conn, error) {
 	if mode == ldapStartTLS {
 		if err := ldapSendStartTLS(c); err != nil {
 			return nil, err
@@ -229,7 +231,7 @@ const ldapStartTLSOID = "1.3.6.1.4.1.1466.20037"
 
 // ldapSendStartTLS sends the StartTLS extended request as message 1 and
 // reads the server's extended response.
-func ldapSendStartTLS(c net.Conn) error {
+func ldapSendStartTLS(c *ldapConn) error {
 	req := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "LDAP Request")
 	req.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, int64(1), "MessageID"))
 	op := ber.Encode(ber.ClassApplication, ber.TypeConstructed, ldap.ApplicationExtendedRequest, nil, "Start TLS")
@@ -238,12 +240,18 @@ func ldapSendStartTLS(c net.Conn) error {
 	if _, err := c.Write(req.Bytes()); err != nil {
 		return fmt.Errorf("StartTLS request: %w", err)
 	}
-	resp, err := ber.ReadPacket(c)
+	// Every LDAP message is a SEQUENCE: anything else is not LDAP, and is
+	// told at once rather than after waiting for a length it made up.
+	var first [1]byte
+	if _, err := io.ReadFull(c, first[:]); err != nil {
+		return ldapStartTLSReadError(c, err)
+	}
+	if first[0] != 0x30 {
+		return Fail(probe.OutcomeProtocolError, "StartTLS response: not LDAP (first byte %#02x)", first[0])
+	}
+	resp, err := ber.ReadPacket(io.MultiReader(bytes.NewReader(first[:]), c))
 	if err != nil {
-		if isTimeout(err) || errors.Is(err, net.ErrClosed) || Classify(err) != probe.OutcomeProtocolError {
-			return fmt.Errorf("StartTLS response: %w", err)
-		}
-		return Fail(probe.OutcomeProtocolError, "StartTLS response: not LDAP: %w", err)
+		return ldapStartTLSReadError(c, err)
 	}
 	if len(resp.Children) < 2 || resp.Children[1].ClassType != ber.ClassApplication ||
 		resp.Children[1].Tag != ldap.ApplicationExtendedResponse {
@@ -256,6 +264,19 @@ func ldapSendStartTLS(c net.Conn) error {
 		return ldapResultError("StartTLS", err)
 	}
 	return nil
+}
+
+func ldapStartTLSReadError(c *ldapConn, err error) error {
+	_, spoke := c.state()
+	switch {
+	case isEOF(err):
+		return Fail(probe.OutcomeProtocolError, "StartTLS response: the server closed the connection: %w", err)
+	case isTimeout(err) && spoke:
+		return Fail(probe.OutcomeProtocolError, "StartTLS response: an incomplete LDAP message: %w", err)
+	case Classify(err) == probe.OutcomeProtocolError:
+		return Fail(probe.OutcomeProtocolError, "StartTLS response: not LDAP: %w", err)
+	}
+	return fmt.Errorf("StartTLS response: %w", err)
 }
 
 // ldapSession binds and runs the optional read on conn, an established
@@ -339,12 +360,13 @@ func ldapSizeLimited(err error) bool {
 }
 
 // ldapError turns an error of the ldap library into one Classify maps
-// right. The library reports every network failure as result code 200 with
-// the cause flattened to text; the raw conn below remembers the cause.
+// right. The library reports network failures as result code 200 or as a
+// plain error, the cause flattened to text; the raw conn below remembers
+// the cause.
 // answered tells whether the server has sent a valid LDAP message.
 func ldapError(ctx context.Context, op string, err error, rc *ldapConn, answered bool) error {
 	var le *ldap.Error
-	if !errors.As(err, &le) || le.ResultCode != ldap.ErrorNetwork {
+	if errors.As(err, &le) && le.ResultCode != ldap.ErrorNetwork {
 		return ldapResultError(op, err)
 	}
 	cause, spoke := rc.state()

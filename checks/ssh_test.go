@@ -18,7 +18,7 @@ import (
 // Helpers shared by the tests of the ldap, snmp, http and ssh checks.
 
 // appTimeout bounds every check of these tests; silent peers end in it.
-const appTimeout = 500 * time.Millisecond
+const appTimeout = time.Second
 
 // appRun decodes raw options for kind and runs the check against port on
 // 127.0.0.1.
@@ -180,7 +180,7 @@ func TestSSHNotSSH(t *testing.T) {
 				io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 			},
 		},
-		"closes at once": {serve: func(c net.Conn) {}},
+		"closes without a banner": {serve: func(c net.Conn) { bufio.NewReader(c).ReadString('\n') }},
 		"control characters in the banner": {
 			serve: func(c net.Conn) { io.WriteString(c, "SSH-2.0-x\x1b[31m\r\n"); appSilent(c) },
 		},
