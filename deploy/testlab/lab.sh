@@ -133,6 +133,19 @@ wait_for() {
 	say "$name up"
 }
 
+# record_pid COMM PIDFILE: write the pid of the process named COMM that runs
+# in the lab namespace.
+record_pid() {
+	local pid
+	for pid in $(ip netns pids "$NS"); do
+		if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$1" ] && alive "$pid"; then
+			echo "$pid" >"$2"
+			return 0
+		fi
+	done
+	return 1
+}
+
 tcp_open() { timeout 2 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
 
 http_ok() {
@@ -309,7 +322,9 @@ tgt_up() {
 	local d=$STATE/tgt c
 	mkdir -p "$d"
 	truncate -s 8M "$d/disk1.img" "$d/chap.img"
-	start_bg tgtd "$d/tgtd.pid" tgtd -f -C "$TGT_CONTROL"
+	# tgtd -f still forks once: record the pid of the tgtd in the lab.
+	start_bg tgtd /dev/null tgtd -f -C "$TGT_CONTROL"
+	wait_for "tgtd" "$STATE/logs/tgtd.log" record_pid tgtd "$d/tgtd.pid"
 	tgtadm() { inns tgtadm -C "$TGT_CONTROL" --lld iscsi "$@"; }
 	# tgtadm answers once tgtd has opened its control socket.
 	wait_for "tgtd control socket" "$STATE/logs/tgtd.log" tgtadm --op show --mode target
@@ -395,6 +410,13 @@ in_lab() {
 	[ "$n" = "$NS" ] || [ "$n" = "$CNS" ]
 }
 
+# alive PID: the process exists and is not a zombie waiting to be reaped.
+alive() {
+	local st
+	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+	[ -n "$st" ] && [ "$st" != Z ]
+}
+
 cmd_down() {
 	need_root down
 	local quiet=${1:-} pids=() pid f i
@@ -414,15 +436,20 @@ cmd_down() {
 			for pid in $(ip netns pids "$n" 2>/dev/null); do pids+=("$pid"); done
 		fi
 	done
+	# tgtd ignores SIGTERM while it has targets; its state is all in memory.
+	if [ -f "$STATE/tgt/tgtd.pid" ]; then
+		pid=$(head -n1 "$STATE/tgt/tgtd.pid" | tr -dc 0-9)
+		[ -n "$pid" ] && in_lab "$pid" && kill -KILL "$pid" 2>/dev/null
+	fi
 	if [ ${#pids[@]} -gt 0 ]; then
 		kill -TERM "${pids[@]}" 2>/dev/null || true
 		for i in $(seq 50); do
 			local alive=()
-			for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive+=("$pid"); done
+			for pid in "${pids[@]}"; do alive "$pid" && alive+=("$pid"); done
 			[ ${#alive[@]} -eq 0 ] && break
 			sleep 0.1
 		done
-		for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null; done
+		for pid in "${pids[@]}"; do alive "$pid" && kill -KILL "$pid" 2>/dev/null; done
 	fi
 	ip netns del "$CNS" 2>/dev/null || true
 	ip netns del "$NS" 2>/dev/null || true

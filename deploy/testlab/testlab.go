@@ -68,6 +68,10 @@ const (
 	DNSMissing     = "missing.example.org"    // NXDOMAIN
 )
 
+// HTTPSClientAuth is nginx with the valid certificate that also requires a
+// client certificate from the lab CA (File("client.pem"), File("client-key.pem")).
+const HTTPSClientAuth = 11443
+
 // Action is what the firewall switch does to packets for one port.
 type Action string
 
