@@ -29,10 +29,14 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 step "lab up"
-deploy/testlab/lab.sh install
-deploy/testlab/lab.sh up
-trap 'deploy/testlab/lab.sh down' EXIT
 export FLOWPROBE_LAB=/run/flowprobe-lab
+deploy/testlab/lab.sh install
+# Set the trap first: a lab that came up only halfway is torn down too.
+# FLOWPROBE_KEEP_LAB=1 leaves the lab running after the tests.
+if [ "${FLOWPROBE_KEEP_LAB:-}" != 1 ]; then
+  trap 'deploy/testlab/lab.sh down' EXIT
+fi
+deploy/testlab/lab.sh up
 
 step "integration tests"
 go test -tags lab -count=1 -p 1 ./...
