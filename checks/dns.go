@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -201,8 +203,13 @@ func dnsExchange(co *dns.Conn, q *dns.Msg) (*dns.Msg, error) {
 	}
 	reply, err := co.ReadMsg()
 	if err != nil {
-		// Transport errors keep their outcome; anything else (a datagram
-		// that does not parse, a TCP peer that hangs up) is a protocol_error.
+		if _, stream := co.Conn.(*net.TCPConn); stream && (isEOF(err) || errors.Is(err, syscall.ECONNRESET)) {
+			// The server accepted the connection, then hung up on the query.
+			return nil, Fail(probe.OutcomeProtocolError, "dns reply: the server closed the connection: %w", err)
+		}
+		// Transport errors keep their outcome (over UDP, ECONNREFUSED is the
+		// ICMP port unreachable); a datagram that does not parse is a
+		// protocol_error.
 		return nil, fmt.Errorf("dns reply: %w", err)
 	}
 	switch {

@@ -1,6 +1,8 @@
 package checks
 
 import (
+	"encoding/binary"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -315,7 +317,17 @@ func TestDNSTCPHangUpAndSilence(t *testing.T) {
 				return
 			}
 			if i == 0 {
-				c.Close() // hang up at once
+				// Hang up after reading the query, or at once on the second
+				// connection (the kernel answers the query with a reset).
+				var n [2]byte
+				if _, err := io.ReadFull(c, n[:]); err == nil {
+					_, _ = io.ReadFull(c, make([]byte, binary.BigEndian.Uint16(n[:])))
+				}
+				c.Close()
+				continue
+			}
+			if i == 1 {
+				c.Close()
 				continue
 			}
 			// Promise a huge message, then say nothing more.
@@ -325,13 +337,15 @@ func TestDNSTCPHangUpAndSilence(t *testing.T) {
 	}()
 	port := ln.Addr().(*net.TCPAddr).Port
 	raw := map[string]any{"name": "lab.example.org", "transport": "tcp"}
-	r := Check(t.Context(), dnsTarget(t, port, raw))
-	if r.Outcome != probe.OutcomeProtocolError {
-		t.Errorf("hang-up: outcome = %v (%v), want protocol_error", r.Outcome, r.Err)
+	for _, what := range []string{"hang-up after the query", "hang-up at once"} {
+		r := Check(t.Context(), dnsTarget(t, port, raw))
+		if r.Outcome != probe.OutcomeProtocolError || !strings.Contains(r.Error(), "the server closed the connection") {
+			t.Errorf("%s: outcome = %v (%v), want protocol_error", what, r.Outcome, r.Err)
+		}
 	}
 	tg := dnsTarget(t, port, raw)
 	tg.Timeout = 300 * time.Millisecond
-	r = Check(t.Context(), tg)
+	r := Check(t.Context(), tg)
 	if r.Outcome != probe.OutcomeTimeout {
 		t.Errorf("silence: outcome = %v (%v), want timeout", r.Outcome, r.Err)
 	}
