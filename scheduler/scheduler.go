@@ -26,9 +26,10 @@ type Config struct {
 	// MaxInFlightPerHost caps the checks running at once against one
 	// destination host (Target.Host); 0 means no cap.
 	MaxInFlightPerHost int
-	// Jitter delays each run by a random duration in [0, Jitter) on top of
-	// its phase offset. The grid itself does not drift.
-	Jitter time.Duration
+	// Jitter is a fraction (0..1) of a target's interval: each run starts
+	// up to that much later than its slot, at random. The slots themselves
+	// do not drift, so jitter never accumulates.
+	Jitter float64
 	// FailingInterval, when set and shorter than a target's interval, is
 	// the interval between runs while the target's latest run failed.
 	FailingInterval time.Duration
@@ -273,7 +274,7 @@ func (l *loop) run() {
 	for {
 		set := s.settings.Load()
 		planned := base
-		if j := set.cfg.Jitter; j > 0 {
+		if j := time.Duration(min(set.cfg.Jitter, 1) * float64(interval)); j > 0 {
 			planned = planned.Add(rand.N(j))
 		}
 		if d := planned.Sub(now); timer == nil {

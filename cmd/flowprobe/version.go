@@ -1,12 +1,19 @@
 package main
 
-import "context"
+import (
+	"context"
+	"fmt"
 
-// addVersion registers `flowprobe version`. Not implemented yet.
+	"github.com/prometheus/common/version"
+)
+
+// addVersion registers `flowprobe version`. The version, revision, branch,
+// build user and date come from github.com/prometheus/common/version,
+// set at build time with -ldflags -X (see the Makefile).
 func addVersion(c *cli) {
-	cmd := c.app.Command("version", "Not implemented yet.").Hidden()
+	cmd := c.app.Command("version", "Print the version and build information.")
 	c.register(cmd, func(context.Context) int {
-		c.stderr.Write([]byte("flowprobe version: not implemented yet\n"))
-		return exitUsage
+		fmt.Fprintln(c.stdout, version.Print("flowprobe"))
+		return exitOK
 	})
 }
