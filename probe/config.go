@@ -16,8 +16,8 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Defaults of the site configuration. They are typed so docs, the JSON
-// Schema and the code cannot disagree silently (a test compares them).
+// Defaults of the site configuration. The JSON Schema's defaults
+// (deploy/config.schema.json) are tested against them.
 const (
 	DefaultInterval           = 30 * time.Second
 	DefaultTimeout            = 5 * time.Second

@@ -201,3 +201,32 @@ func schemaKeysAt(t *testing.T, schema map[string]any, path []string) []string {
 	}
 	return schemaKeys(t, node)
 }
+
+// The defaults the schema shows editors are the ones the code applies.
+func TestSchemaDefaults(t *testing.T) {
+	_, schema := compileSchema(t)
+	def := func(path ...string) any {
+		var node any = schema
+		for _, p := range path {
+			node = node.(map[string]any)[p]
+		}
+		return node.(map[string]any)["default"]
+	}
+	for _, tc := range []struct {
+		got  any
+		want any
+	}{
+		{def("properties", "defaults", "properties", "interval"), probe.DefaultInterval.String()},
+		{def("properties", "defaults", "properties", "timeout"), probe.DefaultTimeout.String()},
+		{def("properties", "defaults", "properties", "ranges"), string(probe.DefaultRanges)},
+		{def("properties", "scheduler", "properties", "max_in_flight"), float64(probe.DefaultMaxInFlight)},
+		{def("properties", "scheduler", "properties", "max_in_flight_per_host"), float64(probe.DefaultMaxInFlightPerHost)},
+		{def("properties", "scheduler", "properties", "failures_before_down"), float64(probe.DefaultFailuresBeforeDown)},
+		{def("properties", "scheduler", "properties", "jitter"), float64(0)},
+		{def("properties", "scheduler", "properties", "failing_interval"), "0s"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("schema default %v, code default %v", tc.got, tc.want)
+		}
+	}
+}
