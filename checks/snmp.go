@@ -308,6 +308,9 @@ func snmpError(o *SNMPOptions, err error) error {
 
 // snmpJudge checks the agent's answer and records what it said.
 func snmpJudge(o *SNMPOptions, pkt *gosnmp.SnmpPacket, r *probe.Result) error {
+	if pkt.PDUType != gosnmp.GetResponse {
+		return Fail(probe.OutcomeProtocolError, "snmp get: the answer is a %s, not a response", pkt.PDUType)
+	}
 	if pkt.Error != gosnmp.NoError {
 		oid := ""
 		if i := int(pkt.ErrorIndex) - 1; i >= 0 && i < len(o.OIDs) {
