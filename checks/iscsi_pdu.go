@@ -373,6 +373,9 @@ func parseISCSILogoutReq(p iscsiPDU) (iscsiLogoutReq, error) {
 	if err := iscsiWantOpcode(p, iscsiOpLogoutReq, "Logout Request"); err != nil {
 		return iscsiLogoutReq{}, err
 	}
+	if len(p.data) != 0 {
+		return iscsiLogoutReq{}, iscsiBad("Logout Request with a %d-byte data segment", len(p.data))
+	}
 	h := p.bhs[:]
 	return iscsiLogoutReq{
 		Reason: h[1] & 0x7f, ITT: binary.BigEndian.Uint32(h[16:]), CID: binary.BigEndian.Uint16(h[20:]),
@@ -408,6 +411,9 @@ func (m *iscsiLogoutResp) pdu() iscsiPDU {
 func parseISCSILogoutResp(p iscsiPDU) (iscsiLogoutResp, error) {
 	if err := iscsiWantOpcode(p, iscsiOpLogoutResp, "Logout Response"); err != nil {
 		return iscsiLogoutResp{}, err
+	}
+	if len(p.data) != 0 {
+		return iscsiLogoutResp{}, iscsiBad("Logout Response with a %d-byte data segment", len(p.data))
 	}
 	h := p.bhs[:]
 	return iscsiLogoutResp{
