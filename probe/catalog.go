@@ -154,7 +154,7 @@ var (
 // catalogParser collects the errors of one file.
 type catalogParser struct {
 	file string
-	errs []error
+	errs []*CatalogError
 }
 
 func (p *catalogParser) errorf(n *yaml.Node, flow, format string, args ...any) {
@@ -278,12 +278,12 @@ func parseCatalogFile(file string, data []byte) (*Product, []error) {
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
 		p.errorf(nil, "", "empty catalog file")
-		return nil, p.errs
+		return nil, p.joinable()
 	}
 	root := doc.Content[0]
 	top := p.fields(root, "", "", catalogProductKeys)
 	if top == nil {
-		return nil, p.errs
+		return nil, p.joinable()
 	}
 	prod := &Product{}
 	prod.Name = p.need(top, root, "product", "", "")
@@ -355,7 +355,19 @@ func parseCatalogFile(file string, data []byte) (*Product, []error) {
 		ids[f.ID] = n.Line
 		prod.Flows = append(prod.Flows, f)
 	}
-	return prod, p.errs
+	// Report in file order; errors found on one line keep their order.
+	sort.SliceStable(p.errs, func(i, j int) bool {
+		return p.errs[i].Line < p.errs[j].Line
+	})
+	return prod, p.joinable()
+}
+
+func (p *catalogParser) joinable() []error {
+	out := make([]error, len(p.errs))
+	for i, e := range p.errs {
+		out[i] = e
+	}
+	return out
 }
 
 // flow reads and checks the i-th flow. ok is false when it has no usable id.
@@ -483,12 +495,16 @@ func (p *catalogParser) ports(m map[string]*yaml.Node, n *yaml.Node, label strin
 	seen := map[string]bool{}
 	for _, item := range pn.Content {
 		if item.Kind != yaml.ScalarNode || (item.Tag != "!!int" && item.Tag != "!!str") {
-			p.errorf(item, label, "ports: every item must be a port, a LOW-HIGH range, \"dynamic\" or \"ephemeral\"")
+			p.errorf(item, label, "ports: %q is not a port, a LOW-HIGH range, \"dynamic\" or \"ephemeral\"", item.Value)
 			continue
 		}
 		ps, err := ParsePortSpec(item.Value)
 		if err != nil {
-			p.errorf(item, label, "ports: %v", err)
+			hint := ""
+			if strings.ContainsAny(item.Value, "\u2013\u2014\u301c\uff5e") {
+				hint = " (write a range with an ASCII hyphen: LOW-HIGH)"
+			}
+			p.errorf(item, label, "ports: %v%s", err, hint)
 			continue
 		}
 		if seen[ps.String()] {

@@ -1,0 +1,650 @@
+package probe
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"testing/fstest"
+)
+
+// catalogErrors splits a LoadCatalogFS error into its messages, checking
+// that each is a *CatalogError.
+func catalogErrors(t *testing.T, err error) []string {
+	t.Helper()
+	if err == nil {
+		return nil
+	}
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	out := make([]string, len(errs))
+	for i, e := range errs {
+		var ce *CatalogError
+		if !errors.As(e, &ce) {
+			t.Errorf("error %q is a %T, want a *CatalogError", e, e)
+		}
+		out[i] = e.Error()
+	}
+	return out
+}
+
+func TestLoadCatalogFSGood(t *testing.T) {
+	cat, err := LoadCatalogFS(os.DirFS("testdata/catalog/good"))
+	if err != nil {
+		t.Fatalf("LoadCatalogFS: %v", err)
+	}
+	if got, want := cat.Names(), []string{"aaa-minimal", "example-app"}; !slices.Equal(got, want) {
+		t.Fatalf("products %q, want %q (sorted by name)", got, want)
+	}
+	p, ok := cat.Product("example-app")
+	if !ok {
+		t.Fatal(`Product("example-app") not found`)
+	}
+	if _, ok := cat.Product("nope"); ok {
+		t.Error(`Product("nope") found`)
+	}
+	if p.Title != "Example App" || len(p.Roles) != 2 || len(p.Flows) != 4 {
+		t.Fatalf("product %q %q with %d roles and %d flows, want Example App with 2 and 4", p.Name, p.Title, len(p.Roles), len(p.Flows))
+	}
+	wantDocs := []Document{
+		{ID: "en", File: "example-app-ports.en.txt", Title: "Ports", Language: "en"},
+		{ID: "ja", File: "example-app-ports.ja.txt", Title: "ポート", Language: "ja"},
+	}
+	if !slices.Equal(p.Documents, wantDocs) || !slices.Equal(p.Document, []string{"example-app-ports.en.txt", "example-app-ports.ja.txt"}) {
+		t.Errorf("documents %+v / %q", p.Documents, p.Document)
+	}
+
+	https, _ := p.Flow("client-https")
+	if https.Product != "example-app" || https.File != "example-app.yaml" || https.Line != 19 {
+		t.Errorf("client-https located at %s %s:%d, want example-app example-app.yaml:19", https.Product, https.File, https.Line)
+	}
+	if got := portStrings(https.Ports); !slices.Equal(got, []string{"443", "8443"}) {
+		t.Errorf("client-https ports %q, want 443 and 8443 (ints and strings both parse)", got)
+	}
+	if !slices.Equal(https.Revisions, []string{"en", "ja"}) {
+		t.Errorf("client-https revisions %q, want every document when left out", https.Revisions)
+	}
+	if https.Footnotes == nil || len(https.Footnotes) != 0 {
+		t.Errorf("client-https footnotes %#v, want an empty, non-nil list", https.Footnotes)
+	}
+
+	up, _ := p.Flow("updates")
+	if up.Hostname != "updates.example.org" || up.Destination != "" || up.Required != Conditional ||
+		up.Condition != "Online updates are enabled" || !slices.Equal(up.Revisions, []string{"en"}) ||
+		!slices.Equal(up.Footnotes, []string{"[1] The proxy can be configured."}) ||
+		up.Note != "Only the en revision lists this row." || up.App != "http" || up.Section != "Outbound" {
+		t.Errorf("updates flow %+v", *up)
+	}
+
+	data, _ := p.Flow("data")
+	if got := portStrings(data.Ports); !slices.Equal(got, []string{"10001-10010", "dynamic", "ephemeral"}) || !data.Configurable {
+		t.Errorf("data flow ports %q configurable %v", got, data.Configurable)
+	}
+	if !data.Ports[0].IsRange() || data.Ports[1].Checkable() || data.Ports[2].Kind != PortEphemeral {
+		t.Errorf("data flow port kinds %+v", data.Ports)
+	}
+
+	ping, _ := p.Flow("ping")
+	if ping.Protocol != ICMP || len(ping.Ports) != 0 {
+		t.Errorf("ping flow %s %v, want icmp without ports", ping.Protocol, ping.Ports)
+	}
+
+	if got := len(cat.Flows()); got != 5 {
+		t.Errorf("Flows() has %d flows, want 5", got)
+	}
+}
+
+func portStrings(ps []PortSpec) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
+}
+
+func TestLoadCatalogFSBad(t *testing.T) {
+	tests := map[string][]string{
+		"empty.yaml": {
+			`catalog/empty.yaml: empty catalog file`,
+		},
+		"not-a-mapping.yaml": {
+			`catalog/not-a-mapping.yaml:1: a catalog file must be a mapping`,
+		},
+		"syntax.yaml": {
+			`catalog/syntax.yaml:3: invalid YAML: did not find expected '-' indicator`,
+		},
+		"top.yaml": {
+			`catalog/top.yaml:1: product "another-name" does not match the file name "top.yaml"`,
+			`catalog/top.yaml:1: missing title`,
+			`catalog/top.yaml:2: documents is empty`,
+			`catalog/top.yaml:5: role must be a mapping`,
+			`catalog/top.yaml:6: flows must be a list`,
+		},
+		"unknown-keys.yaml": {
+			`catalog/unknown-keys.yaml:3: unknown key "vendor"`,
+			`catalog/unknown-keys.yaml:5: missing language in document`,
+			`catalog/unknown-keys.yaml:8: unknown key "lang" in document`,
+			`catalog/unknown-keys.yaml:10: missing description in role "node"`,
+			`catalog/unknown-keys.yaml:11: unknown key "desc" in role`,
+			`catalog/unknown-keys.yaml:13: flow "gui-rmi": missing source`,
+			`catalog/unknown-keys.yaml:14: flow "gui-rmi": unknown key "sorce"`,
+			`catalog/unknown-keys.yaml:21: flow "gui-rmi": duplicate key "section"`,
+		},
+		"roles.yaml": {
+			`catalog/roles.yaml:8: duplicate role "node"`,
+			`catalog/roles.yaml:10: role "GUI_Client" is not kebab-case (a-z, 0-9, -)`,
+			`catalog/roles.yaml:15: flow "gui-rmi": destination "gui-client" is not a declared role`,
+			`catalog/roles.yaml:22: flow "admin": source "admin" is not a declared role`,
+		},
+		"ids.yaml": {
+			`catalog/ids.yaml:9: flow "ssh": duplicate flow id (first defined on line 8)`,
+			`catalog/ids.yaml:10: flow #3: missing id`,
+			`catalog/ids.yaml:11: flow "Bad_ID": id is not kebab-case (a-z, 0-9, -)`,
+		},
+		"ports.yaml": {
+			`catalog/ports.yaml:12: flow "bad-ports": ports: port 0 is outside 1..65535`,
+			`catalog/ports.yaml:12: flow "bad-ports": ports: port 70000 is outside 1..65535`,
+			`catalog/ports.yaml:12: flow "bad-ports": ports: port range "20-10" is reversed`,
+			`catalog/ports.yaml:12: flow "bad-ports": ports: port "abc" is not a number, a LOW-HIGH range, "dynamic" or "ephemeral"`,
+			`catalog/ports.yaml:12: flow "bad-ports": ports: "1.5" is not a port, a LOW-HIGH range, "dynamic" or "ephemeral"`,
+			`catalog/ports.yaml:12: flow "bad-ports": ports: "true" is not a port, a LOW-HIGH range, "dynamic" or "ephemeral"`,
+			`catalog/ports.yaml:12: flow "bad-ports": ports: port "6910–6930" is not a number, a LOW-HIGH range, "dynamic" or "ephemeral" (write a range with an ASCII hyphen: LOW-HIGH)`,
+			`catalog/ports.yaml:12: flow "bad-ports": ports: 22 listed twice`,
+			`catalog/ports.yaml:12: flow "bad-ports": ports: port 65536 is outside 1..65535`,
+			`catalog/ports.yaml:20: flow "icmp-with-ports": icmp flows have no ports`,
+			`catalog/ports.yaml:24: flow "no-ports": missing ports`,
+			`catalog/ports.yaml:35: flow "empty-ports": ports is empty`,
+			`catalog/ports.yaml:43: flow "scalar-ports": ports must be a list`,
+		},
+		"fields.yaml": {
+			`catalog/fields.yaml:11: flow "bad-enums": protocol "sctp" is not tcp, udp or icmp`,
+			`catalog/fields.yaml:14: flow "bad-enums": required "mandatory" is not required, optional or conditional`,
+			`catalog/fields.yaml:16: flow "no-condition": required is conditional but no condition is given`,
+			`catalog/fields.yaml:31: flow "stray-condition": condition given but required is "optional", not conditional`,
+			`catalog/fields.yaml:36: flow "both-peers": has both destination and hostname; give one`,
+			`catalog/fields.yaml:42: flow "no-peer": missing destination or hostname`,
+			`catalog/fields.yaml:51: flow "bad-values": hostname "Bad_Host" is not a lower-case DNS name`,
+			`catalog/fields.yaml:54: flow "bad-values": purpose must be a string`,
+			`catalog/fields.yaml:56: flow "bad-values": footnotes must be a list`,
+			`catalog/fields.yaml:57: flow "bad-values": section is empty`,
+			`catalog/fields.yaml:58: flow "bad-values": app "LDAP" is not a lower-case protocol name`,
+			`catalog/fields.yaml:59: flow "bad-values": revision "fr" is not a declared document id`,
+			`catalog/fields.yaml:59: flow "bad-values": revision "en" listed twice`,
+			`catalog/fields.yaml:60: flow "bad-values": configurable must be true or false`,
+			`catalog/fields.yaml:61: flow "missing": missing purpose`,
+			`catalog/fields.yaml:61: flow "missing": missing required`,
+			`catalog/fields.yaml:61: flow "missing": missing section`,
+		},
+	}
+	files, err := filepath.Glob("testdata/catalog/bad/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != len(tests) {
+		t.Errorf("%d bad files, %d test cases: every bad file needs its expected errors", len(files), len(tests))
+	}
+	for _, file := range files {
+		name := filepath.Base(file)
+		t.Run(name, func(t *testing.T) {
+			want, ok := tests[name]
+			if !ok {
+				t.Fatalf("no expected errors for %s", file)
+			}
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cat, err := LoadCatalogFS(fstest.MapFS{"catalog/" + name: {Data: data}})
+			if cat != nil {
+				t.Errorf("got a catalog despite errors")
+			}
+			got := catalogErrors(t, err)
+			if !slices.Equal(got, want) {
+				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+		})
+	}
+}
+
+func TestLoadCatalogFSAcrossFiles(t *testing.T) {
+	good, err := os.ReadFile("testdata/catalog/good/aaa-minimal.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := os.ReadFile("testdata/catalog/bad/ids.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys := fstest.MapFS{
+		"a/aaa-minimal.yaml": {Data: good},
+		"b/aaa-minimal.yaml": {Data: good},
+		"b/ids.yaml":         {Data: bad},
+		"b/README.md":        {Data: []byte("not a catalog file")},
+	}
+	_, err = LoadCatalogFS(fsys)
+	want := []string{
+		`b/aaa-minimal.yaml:1: product "aaa-minimal" is also defined in a/aaa-minimal.yaml`,
+		`b/ids.yaml:9: flow "ssh": duplicate flow id (first defined on line 8)`,
+		`b/ids.yaml:10: flow #3: missing id`,
+		`b/ids.yaml:11: flow "Bad_ID": id is not kebab-case (a-z, 0-9, -)`,
+	}
+	if got := catalogErrors(t, err); !slices.Equal(got, want) {
+		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	if _, err := LoadCatalogFS(fstest.MapFS{"README.md": {Data: []byte("x")}}); err == nil || err.Error() != "load catalog: no *.yaml files" {
+		t.Errorf("empty catalog: error %v, want load catalog: no *.yaml files", err)
+	}
+}
+
+// The embedded catalog: what the documents in /work/shared/port-tables say.
+
+func loadEmbedded(t *testing.T) *Catalog {
+	t.Helper()
+	cat, err := LoadCatalog()
+	if err != nil {
+		t.Fatalf("LoadCatalog: %v", err)
+	}
+	return cat
+}
+
+func mustFlow(t *testing.T, cat *Catalog, product, id string) *Flow {
+	t.Helper()
+	p, ok := cat.Product(product)
+	if !ok {
+		t.Fatalf("no product %q", product)
+	}
+	f, ok := p.Flow(id)
+	if !ok {
+		t.Fatalf("%s: no flow %q", product, id)
+	}
+	return f
+}
+
+// flowIs checks a flow's peers, transport and ports.
+func flowIs(t *testing.T, f *Flow, src, dst string, proto Protocol, ports ...string) {
+	t.Helper()
+	peer := f.Destination
+	if peer == "" {
+		peer = f.Hostname
+	}
+	if f.Source != src || peer != dst || f.Protocol != proto || !slices.Equal(portStrings(f.Ports), ports) {
+		t.Errorf("%s/%s: %s → %s %s %q, want %s → %s %s %q", f.Product, f.ID,
+			f.Source, peer, f.Protocol, portStrings(f.Ports), src, dst, proto, ports)
+	}
+}
+
+func TestEmbeddedCatalogProducts(t *testing.T) {
+	cat := loadEmbedded(t)
+	want := map[string]int{
+		"citrix-app-layering":           87,
+		"lenovo-xclarity-administrator": 97,
+		"sios-lifekeeper":               17,
+		"xenserver":                     61,
+	}
+	if got := cat.Names(); !slices.Equal(got, []string{"citrix-app-layering", "lenovo-xclarity-administrator", "sios-lifekeeper", "xenserver"}) {
+		t.Fatalf("products %q", got)
+	}
+	total := 0
+	for _, p := range cat.Products {
+		if len(p.Flows) != want[p.Name] {
+			t.Errorf("%s has %d flows, want %d", p.Name, len(p.Flows), want[p.Name])
+		}
+		total += len(p.Flows)
+		for _, f := range p.Flows {
+			if f.File != "catalog/"+p.Name+".yaml" || f.Line == 0 || f.Product != p.Name {
+				t.Errorf("%s/%s located at %s:%d in product %q", p.Name, f.ID, f.File, f.Line, f.Product)
+			}
+		}
+	}
+	if got := len(cat.Flows()); got != total {
+		t.Errorf("Flows() has %d flows, want %d", got, total)
+	}
+}
+
+func TestEmbeddedCitrixRevisions(t *testing.T) {
+	cat := loadEmbedded(t)
+	p, _ := cat.Product("citrix-app-layering")
+	count := map[string]int{}
+	for _, f := range p.Flows {
+		count[strings.Join(f.Revisions, ",")]++
+	}
+	// 17 flows only in en (log download three times; the Citrix Hypervisor,
+	// Nutanix and vSphere connector services and the Azure connector's
+	// 3500, twice each), 4 only in ja (port 350 twice, port 2222 to Prism
+	// twice), 66 in both.
+	if want := map[string]int{"en,ja": 66, "en": 17, "ja": 4}; !mapsEqual(count, want) {
+		t.Errorf("flows by revisions %v, want %v", count, want)
+	}
+
+	// The one number the revisions disagree on: the Azure connector's HTTPS
+	// port, 3500 in en and 350 in ja. Both readings are kept, each noted.
+	for _, prefix := range []string{"admin", "internal"} {
+		en := mustFlow(t, cat, p.Name, prefix+"-azure-connector-https")
+		ja := mustFlow(t, cat, p.Name, prefix+"-azure-connector-https-ja")
+		flowIs(t, en, "admin-user", "appliance", TCP, "3500")
+		flowIs(t, ja, "admin-user", "appliance", TCP, "350")
+		if !slices.Equal(en.Revisions, []string{"en"}) || !slices.Equal(ja.Revisions, []string{"ja"}) {
+			t.Errorf("%s revisions %q / %q, want en / ja", prefix, en.Revisions, ja.Revisions)
+		}
+		if !strings.Contains(en.Note, "350") || !strings.Contains(ja.Note, "3500") || !strings.Contains(ja.Note, "dropped digit") {
+			t.Errorf("%s: the 350/3500 disagreement is not explained: %q / %q", prefix, en.Note, ja.Note)
+		}
+	}
+
+	for id, revs := range map[string][]string{
+		"admin-log-download":                 {"en"},
+		"admin-nutanix-connector-https":      {"en"},
+		"internal-hypervisor-connector-http": {"en"},
+		"key-log-download":                   {"en"},
+		"prism-disk-upload":                  {"ja"},
+		"connector-nutanix-2222":             {"ja"},
+		"appliance-to-prism":                 {"en", "ja"},
+		"admin-azure-connector-http":         {"en", "ja"},
+	} {
+		if f := mustFlow(t, cat, p.Name, id); !slices.Equal(f.Revisions, revs) {
+			t.Errorf("%s revisions %q, want %q", id, f.Revisions, revs)
+		}
+	}
+	flowIs(t, mustFlow(t, cat, p.Name, "prism-disk-upload"), "appliance", "prism", TCP, "2222")
+	flowIs(t, mustFlow(t, cat, p.Name, "web-api"), "appliance", "applayeringwebapi.azurewebsites.net", TCP, "443")
+	flowIs(t, mustFlow(t, cat, p.Name, "upgrade-media"), "appliance", "alcdn.citrix.com", TCP, "80")
+	flowIs(t, mustFlow(t, cat, p.Name, "compositing-iscsi"), "compositing-machine", "appliance", TCP, "3260")
+	// Key ports without a transport: DNS both ways, NTP and DHCP over UDP.
+	flowIs(t, mustFlow(t, cat, p.Name, "key-ad-dns-udp"), "appliance", "active-directory", UDP, "53")
+	flowIs(t, mustFlow(t, cat, p.Name, "key-ad-dns-tcp"), "appliance", "active-directory", TCP, "53")
+	flowIs(t, mustFlow(t, cat, p.Name, "key-ntp"), "appliance", "ntp-server", UDP, "123")
+	flowIs(t, mustFlow(t, cat, p.Name, "key-dhcp-client"), "dhcp-server", "appliance", UDP, "68")
+}
+
+func mapsEqual(a, b map[string]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// lenovoGlued is every port in the Lenovo document printed with a footnote
+// reference glued to it, as printed → the port read, the footnotes of the
+// flows that carry it.
+var lenovoGlued = []struct {
+	printed string
+	flow    string
+	proto   Protocol
+	port    string
+	notes   []string // footnote numbers, "[n]"
+}{
+	{"3891", "auth-ldap", TCP, "389", []string{"[1]"}},
+	{"211", "fwd-ftp", TCP, "21", []string{"[1]"}},
+	{"251", "fwd-smtp", UDP, "25", []string{"[1]"}},
+	{"801", "fwd-rest", UDP, "80", []string{"[1]"}},
+	{"1612", "fwd-snmp-161", UDP, "161", []string{"[2]"}},
+	{"1621", "fwd-snmp-162", UDP, "162", []string{"[1]"}},
+	{"4431", "fwd-azure", UDP, "443", []string{"[1]"}},
+	{"5141", "fwd-syslog", UDP, "514", []string{"[1]"}},
+	{"835", "warranty-china", TCP, "83", []string{"[5]"}},
+	{"59882", "cmm-cim-http", TCP, "5988", []string{"[2]"}},
+	{"60902", "cmm-tcp-command", TCP, "6090", []string{"[2]"}},
+	{"221", "cmm-sftp-in", TCP, "22", []string{"[1]"}},
+	{"38884", "thinksystem-remote-control", TCP, "3888", []string{"[4]"}},
+	{"38894", "systemx-remote-kvm", TCP, "3889", []string{"[4]"}},
+	{"38891", "flex-remote-kvm", TCP, "3889", []string{"[1]", "[4]"}},
+	{"59883", "flex-cim-http", TCP, "5988", []string{"[3]"}},
+	{"59893", "systemx-cim-https", TCP, "5989", []string{"[3]"}},
+	{"69905", "thinksystem-firmware-update", TCP, "6990", []string{"[5]"}},
+	{"69905", "flex-firmware-update-in", TCP, "6990", []string{"[5]"}},
+	{"222", "systemx-sftp-in", TCP, "22", []string{"[2]"}},
+	{"506366", "thinksystem-ldaps-patterns", TCP, "50636", []string{"[6]"}},
+	{"221", "rack-ssh", TCP, "22", []string{"[1]", "[3]"}},
+	{"1612", "rack-snmp", UDP, "161", []string{"[2]"}},
+	{"4276", "rack-slp-udp", UDP, "427", []string{"[6]"}},
+	{"4276", "rack-slp-tcp", TCP, "427", []string{"[6]"}},
+	{"4437", "rack-https", TCP, "443", []string{"[7]"}},
+	{"223", "flexsw-ssh", TCP, "22", []string{"[3]"}},
+	{"1615", "flexsw-snmp", UDP, "161", []string{"[5]"}},
+	{"224", "rack-sftp-in", TCP, "22", []string{"[4]"}},
+	{"1622", "flexsw-snmp-trap-in", TCP, "162", []string{"[2]"}},
+	{"222", "storage-sftp", TCP, "22", []string{"[2]"}},
+	{"4431", "storage-https", TCP, "443", []string{"[1]"}},
+	{"4432", "storage-https-in", TCP, "443", []string{"[2]"}},
+	{"59855", "os-winrm-http", TCP, "5985", []string{"[1]", "[2]", "[3]", "[5]"}},
+	{"59866", "os-winrm-https", TCP, "5986", []string{"[1]", "[2]", "[3]", "[6]"}},
+	{"4454", "os-driver-smb", TCP, "445", []string{"[2]", "[4]"}},
+	{"84436", "os-deploy-https", TCP, "8443", []string{"[1]", "[2]", "[3]", "[6]"}},
+}
+
+func TestEmbeddedLenovoFootnotesResolved(t *testing.T) {
+	cat := loadEmbedded(t)
+	p, _ := cat.Product("lenovo-xclarity-administrator")
+	for _, g := range lenovoGlued {
+		f := mustFlow(t, cat, p.Name, g.flow)
+		if f.Protocol != g.proto || !slices.Equal(portStrings(f.Ports), []string{g.port}) {
+			t.Errorf("%s (printed %s): %s %q, want %s %s", g.flow, g.printed, f.Protocol, portStrings(f.Ports), g.proto, g.port)
+		}
+		var refs []string
+		for _, fn := range f.Footnotes {
+			refs = append(refs, fn[:strings.Index(fn, "]")+1])
+		}
+		if !slices.Equal(refs, g.notes) {
+			t.Errorf("%s (printed %s): footnotes %q, want %q", g.flow, g.printed, refs, g.notes)
+		}
+		if !strings.Contains(f.Note, "Printed \"") || !strings.Contains(f.Note, g.printed) {
+			t.Errorf("%s: the note does not show the printed form %s: %q", g.flow, g.printed, f.Note)
+		}
+	}
+	// No printed form with a glued footnote survives as a port, even those
+	// that would be valid port numbers.
+	bogus := map[int]bool{}
+	for _, g := range lenovoGlued {
+		n, _ := strconv.Atoi(g.printed)
+		bogus[n] = true
+	}
+	for _, f := range p.Flows {
+		for _, ps := range f.Ports {
+			if bogus[ps.Low] {
+				t.Errorf("%s has port %d, a port with a footnote glued to it", f.ID, ps.Low)
+			}
+		}
+	}
+	// Ports printed as is, although a trailing digit could be read as a
+	// footnote.
+	flowIs(t, mustFlow(t, cat, p.Name, "cmm-secure-tcp-command"), "lxca", "cmm", TCP, "6091")
+	flowIs(t, mustFlow(t, cat, p.Name, "cmm-ldaps"), "cmm", "lxca", TCP, "50637")
+	flowIs(t, mustFlow(t, cat, p.Name, "auth-saml"), "lxca", "auth-server", TCP, "3268", "3269")
+	flowIs(t, mustFlow(t, cat, p.Name, "push-apple"), "lxca", "apple-push", TCP, "443", "2195", "5223")
+	flowIs(t, mustFlow(t, cat, p.Name, "push-google"), "lxca", "android.googleapis.com", TCP, "443", "5288", "5299", "5230")
+	// Footnote 4: remote control starts in the browser, not on the appliance.
+	flowIs(t, mustFlow(t, cat, p.Name, "thinksystem-remote-control"), "web-client", "thinksystem", TCP, "3888")
+	if f := mustFlow(t, cat, p.Name, "auth-ldap"); !f.Configurable {
+		t.Error("auth-ldap: footnote 1 says the port is configurable")
+	}
+}
+
+func TestEmbeddedWrongLabelsKeptAndNoted(t *testing.T) {
+	cat := loadEmbedded(t)
+	for _, c := range []struct {
+		product, flow string
+		proto         Protocol
+		port, note    string
+	}{
+		{"xenserver", "ntp-tcp", TCP, "123", "NTP runs over UDP"},
+		{"xenserver", "ad-int-ldaps-udp", UDP, "636", "no LDAPS over UDP"},
+		{"xenserver", "smb-netbios-udp", UDP, "139", "TCP only"},
+		{"lenovo-xclarity-administrator", "fwd-smtp", UDP, "25", "SMTP runs over TCP"},
+		{"lenovo-xclarity-administrator", "fwd-rest", UDP, "80", "HTTP runs over TCP"},
+		{"lenovo-xclarity-administrator", "rack-snmp-trap-in", TCP, "162", "SNMP traps use UDP 162"},
+		{"lenovo-xclarity-administrator", "systemx-ipmi", TCP, "623", "UDP 623"},
+		{"lenovo-xclarity-administrator", "storage-snmp-trap-in", UDP, "115", "SNMP traps use 162"},
+		{"lenovo-xclarity-administrator", "thinksystem-sftp", TCP, "115", "SFTP over SSH normally uses 22"},
+		{"lenovo-xclarity-administrator", "push-google", TCP, "5288", "typos of 5228 and 5229"},
+		{"sios-lifekeeper", "web-gui", TCP, "778", `"SSL"`},
+		{"sios-lifekeeper", "monitoring-api", TCP, "779", `"SSL"`},
+	} {
+		f := mustFlow(t, cat, c.product, c.flow)
+		if f.Protocol != c.proto || !slices.Contains(portStrings(f.Ports), c.port) {
+			t.Errorf("%s/%s: %s %q, want %s with %s as the document says", c.product, c.flow, f.Protocol, portStrings(f.Ports), c.proto, c.port)
+		}
+		if !strings.Contains(f.Note, c.note) {
+			t.Errorf("%s/%s: note %q does not say %q", c.product, c.flow, f.Note, c.note)
+		}
+	}
+}
+
+func TestEmbeddedRangesDynamicEphemeralICMP(t *testing.T) {
+	cat := loadEmbedded(t)
+	repl := mustFlow(t, cat, "sios-lifekeeper", "data-replication")
+	flowIs(t, repl, "node", "node", TCP, "10001-65535")
+	if !strings.Contains(repl.Note, "10001(TCP) ~") {
+		t.Errorf("data-replication: the open-ended range is not explained: %q", repl.Note)
+	}
+	pvs := mustFlow(t, cat, "xenserver", "pvs-server-ports")
+	flowIs(t, pvs, "target-device", "provisioning-server", UDP, "6910-6930")
+	if !pvs.Configurable || !pvs.Ports[0].IsRange() {
+		t.Errorf("pvs-server-ports: configurable %v, range %v", pvs.Configurable, pvs.Ports[0].IsRange())
+	}
+	for _, id := range []string{"nfsv3-dynamic-tcp", "nfsv3-dynamic-udp"} {
+		f := mustFlow(t, cat, "xenserver", id)
+		if len(f.Ports) != 1 || f.Ports[0].Kind != PortDynamic || f.Ports[0].Checkable() {
+			t.Errorf("%s ports %q, want dynamic", id, portStrings(f.Ports))
+		}
+	}
+	// RMI runs both ways on ephemeral ports (footnote 5): one flow each way.
+	flowIs(t, mustFlow(t, cat, "sios-lifekeeper", "gui-rmi-to-node"), "gui-client", "node", TCP, "ephemeral")
+	flowIs(t, mustFlow(t, cat, "sios-lifekeeper", "gui-rmi-to-client"), "node", "gui-client", TCP, "ephemeral")
+	ping := mustFlow(t, cat, "sios-lifekeeper", "lkping")
+	flowIs(t, ping, "node", "node", ICMP)
+	if len(ping.Footnotes) != 1 || !strings.HasPrefix(ping.Footnotes[0], "[3] ") {
+		t.Errorf("lkping footnotes %q, want footnote 3", ping.Footnotes)
+	}
+}
+
+// portTablesDir is where the vendor documents live beside the repository.
+var portTablesDir = filepath.Join("..", "..", "shared", "port-tables")
+
+var numberRE = regexp.MustCompile(`\d+`)
+
+// TestEmbeddedPortsAppearInDocuments checks the catalog against the text it
+// was read from: every port of a flow is printed in each revision that lists
+// the flow, and every port-like number printed in a document's tables and
+// port lists is a port of some flow of that revision, over each transport
+// the line names.
+func TestEmbeddedPortsAppearInDocuments(t *testing.T) {
+	if _, err := os.Stat(portTablesDir); err != nil {
+		t.Skipf("vendor documents not available: %v", err)
+	}
+	cat := loadEmbedded(t)
+	// Numbers in the port lines that are not ports: dates and versions
+	// (values below 20 are skipped as footnote marks and version digits).
+	notPorts := map[string][]string{
+		"sios-lifekeeper-ports.ja.txt": {"2020", "2025", "2023", "2011", "2012", "2015", "2016", "2017", "2018", "2019"},
+	}
+	// Lenovo's printed forms with a glued footnote → the port read.
+	glued := map[string]string{}
+	for _, g := range lenovoGlued {
+		glued[g.printed] = g.port
+	}
+	glued["38891"] = "3889"
+
+	for _, p := range cat.Products {
+		for _, d := range p.Documents {
+			raw, err := os.ReadFile(filepath.Join(portTablesDir, d.File))
+			if err != nil {
+				t.Errorf("%s: %v", p.Name, err)
+				continue
+			}
+			text := string(raw)
+			ports := map[Protocol]map[int]bool{TCP: {}, UDP: {}}
+			for _, f := range p.Flows {
+				if !slices.Contains(f.Revisions, d.ID) {
+					continue
+				}
+				for _, ps := range f.Ports {
+					if !ps.Checkable() {
+						continue
+					}
+					ports[f.Protocol][ps.Low], ports[f.Protocol][ps.High] = true, true
+					ends := []int{ps.Low}
+					if ps.IsRange() {
+						ends = append(ends, ps.High)
+					}
+					for _, n := range ends {
+						if n == 65535 && strings.Contains(f.Note, "10001(TCP) ~") {
+							continue // the open-ended "10001 and up"
+						}
+						if !printedAsNumber(text, n) {
+							t.Errorf("%s/%s: port %d is not printed in %s", p.Name, f.ID, n, d.File)
+						}
+					}
+				}
+			}
+			for i, line := range strings.Split(text, "\n") {
+				if !isPortLine(line) {
+					continue
+				}
+				// The transports the line names; none (a key-ports item)
+				// means any. "SSL" (SIOS) is TLS over TCP.
+				var protos []Protocol
+				if strings.Contains(line, "TCP") || strings.Contains(line, "SSL") {
+					protos = append(protos, TCP)
+				}
+				if strings.Contains(line, "UDP") {
+					protos = append(protos, UDP)
+				}
+				for _, tok := range numberRE.FindAllString(line, -1) {
+					n, _ := strconv.Atoi(tok)
+					if n < 20 || slices.Contains(notPorts[d.File], tok) {
+						continue
+					}
+					if p.Name == "lenovo-xclarity-administrator" && glued[tok] != "" {
+						n, _ = strconv.Atoi(glued[tok])
+					}
+					if len(protos) == 0 && !ports[TCP][n] && !ports[UDP][n] {
+						t.Errorf("%s line %d: %d is printed in a port line but is no port of a %s flow: %q", d.File, i+1, n, d.ID, line)
+					}
+					for _, proto := range protos {
+						if !ports[proto][n] {
+							t.Errorf("%s line %d: %s %d is printed in a port line but is no port of a %s %s flow: %q", d.File, i+1, proto, n, d.ID, proto, line)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// printedAsNumber reports whether n is printed in text at the start of a
+// number (a footnote digit may follow it, as in the Lenovo document).
+func printedAsNumber(text string, n int) bool {
+	s := strconv.Itoa(n)
+	for i := 0; ; {
+		j := strings.Index(text[i:], s)
+		if j < 0 {
+			return false
+		}
+		at := i + j
+		if at == 0 || text[at-1] < '0' || text[at-1] > '9' {
+			return true
+		}
+		i = at + 1
+	}
+}
+
+// isPortLine reports whether a document line is a table row or a port list
+// item: the lines whose numbers are ports.
+func isPortLine(line string) bool {
+	return strings.Contains(line, "|") || strings.Contains(line, "Port") || strings.Contains(line, "ポート") ||
+		strings.Contains(line, "(TCP)") || strings.Contains(line, "(SSL)") || strings.Contains(line, "TCP 9090")
+}
