@@ -19,6 +19,9 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/flowprobe/flowprobe/checks"
+	"github.com/flowprobe/flowprobe/probe"
 )
 
 type rule struct {
@@ -340,5 +343,28 @@ func TestSystemdUnitIsHardened(t *testing.T) {
 		if !strings.Contains(unit, want) {
 			t.Errorf("unit lacks %q", strings.TrimSpace(want))
 		}
+	}
+}
+
+func TestConfigMapHoldsAValidSiteConfig(t *testing.T) {
+	objs := k8sObjects(t)
+	cfg, ok := dig(objs["ConfigMap/flowprobe-config"], "data", "flowprobe.yml").(string)
+	if !ok {
+		t.Fatal("ConfigMap flowprobe-config has no flowprobe.yml")
+	}
+	c, err := probe.ParseConfig("configmap.yaml#flowprobe.yml", []byte(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := probe.LoadCatalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := probe.Plan(cat, c, checks.Binder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Targets) == 0 {
+		t.Error("the ConfigMap's config plans no target")
 	}
 }
