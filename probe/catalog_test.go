@@ -2,6 +2,7 @@ package probe
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -321,7 +322,7 @@ func TestEmbeddedCitrixRevisions(t *testing.T) {
 	// Nutanix and vSphere connector services and the Azure connector's
 	// 3500, twice each), 4 only in ja (port 350 twice, port 2222 to Prism
 	// twice), 66 in both.
-	if want := map[string]int{"en,ja": 66, "en": 17, "ja": 4}; !mapsEqual(count, want) {
+	if want := map[string]int{"en,ja": 66, "en": 17, "ja": 4}; !maps.Equal(count, want) {
 		t.Errorf("flows by revisions %v, want %v", count, want)
 	}
 
@@ -363,18 +364,6 @@ func TestEmbeddedCitrixRevisions(t *testing.T) {
 	flowIs(t, mustFlow(t, cat, p.Name, "key-ad-dns-tcp"), "appliance", "active-directory", TCP, "53")
 	flowIs(t, mustFlow(t, cat, p.Name, "key-ntp"), "appliance", "ntp-server", UDP, "123")
 	flowIs(t, mustFlow(t, cat, p.Name, "key-dhcp-client"), "dhcp-server", "appliance", UDP, "68")
-}
-
-func mapsEqual(a, b map[string]int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // lenovoGlued is every port in the Lenovo document printed with a footnote
