@@ -117,6 +117,15 @@ func (c *fakeClock) AdvanceToNext(tb testing.TB) time.Time {
 // be waiting for its next run is.
 func (c *fakeClock) WaitArmed(tb testing.TB, n int) {
 	tb.Helper()
+	c.WaitTimers(tb, -1, n)
+}
+
+// WaitTimers blocks until created timers exist (any number when negative)
+// and exactly armed of them are armed. After a reload, this tells that the
+// new loops have armed their timers and the stopped ones have disarmed
+// theirs.
+func (c *fakeClock) WaitTimers(tb testing.TB, created, n int) {
+	tb.Helper()
 	failsafe := time.NewTimer(10 * time.Second)
 	defer failsafe.Stop()
 	for {
@@ -128,14 +137,15 @@ func (c *fakeClock) WaitArmed(tb testing.TB, n int) {
 			}
 		}
 		ch := c.changed
+		total := len(c.timers)
 		c.mu.Unlock()
-		if armed == n {
+		if armed == n && (created < 0 || total == created) {
 			return
 		}
 		select {
 		case <-ch:
 		case <-failsafe.C:
-			tb.Fatalf("WaitArmed: %d timers armed, want %d", armed, n)
+			tb.Fatalf("%d timers created and %d armed, want %d and %d", total, armed, created, n)
 		}
 	}
 }

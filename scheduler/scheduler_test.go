@@ -406,7 +406,7 @@ func TestUpdateKeepsUnchangedTargetsAndStopsRemovedOnes(t *testing.T) {
 	if n := s.Stats().Targets; n != 3 {
 		t.Fatalf("%d targets configured, want 3", n)
 	}
-	clock.WaitArmed(t, 3) // c's loop has stopped; a kept its timer, b and d armed new ones
+	clock.WaitTimers(t, 5, 3) // b and d armed new timers; a kept its own; old b and c disarmed theirs
 
 	seen := map[string]Status{}
 	for len(seen) < 3 {
@@ -431,5 +431,31 @@ func TestUpdateKeepsUnchangedTargetsAndStopsRemovedOnes(t *testing.T) {
 	}
 	if _, ok := seen["c"]; ok {
 		t.Error("removed target c still runs")
+	}
+}
+
+func TestJitterStaysWithinItsFractionAndDoesNotDrift(t *testing.T) {
+	clock := newFakeClock(t0)
+	starts := make(chan run, 10)
+	s := New(Config{Jitter: 0.5}, clockChecker(clock, starts), Options{Clock: clock})
+	tg := target("jittery", "h")
+	s.Update([]probe.Target{tg})
+	defer s.Close()
+	off := Offset(tg.ID, 10*time.Second)
+	moved := 0
+	for k := range 20 {
+		clock.WaitArmed(t, 1)
+		clock.AdvanceToNext(t)
+		at := recv(t, starts).at
+		slot := t0.Add(off + time.Duration(k)*10*time.Second)
+		if at.Before(slot) || !at.Before(slot.Add(5*time.Second)) {
+			t.Fatalf("run %d at %v, want within [%v, %v)", k, at, slot, slot.Add(5*time.Second))
+		}
+		if !at.Equal(slot) {
+			moved++
+		}
+	}
+	if moved == 0 {
+		t.Error("jitter moved no run")
 	}
 }
