@@ -36,6 +36,7 @@ say() { printf 'lab: %s\n' "$*"; }
 die() { printf 'lab: error: %s\n' "$*" >&2; exit 1; }
 need_root() { [ "$(id -u)" -eq 0 ] || die "$1 needs root"; }
 inns() { ip netns exec "$NS" "$@"; }
+ns_exists() { ip netns list | awk '{print $1}' | grep -qxF "$1"; }
 
 # ---------------------------------------------------------------- install
 
@@ -124,13 +125,17 @@ wait_for() {
 	shift 2
 	until "$@" >/dev/null 2>&1; do
 		if [ "$SECONDS" -ge "$deadline" ]; then
-			say "$name does not answer after ${WAIT_SECONDS}s; last lines of $log:" >&2
-			tail -n 20 "$log" >&2 2>/dev/null || true
+			if [ -f "$log" ]; then
+				say "$name does not answer after ${WAIT_SECONDS}s; last lines of $log:" >&2
+				tail -n 20 "$log" >&2
+			else
+				say "$name does not answer after ${WAIT_SECONDS}s" >&2
+			fi
 			die "$name is not up"
 		fi
 		sleep 0.2
 	done
-	say "$name up"
+	say "$name up (${SECONDS}s)"
 }
 
 # record_pid COMM PIDFILE: write the pid of the process named COMM that runs
@@ -383,7 +388,7 @@ cmd_up() {
 	tgt_up
 	peers_up
 
-	wait_for "ping" "$STATE/logs/net.log" ping_ok
+	wait_for "ping (host to $LAB4 and $LAB6, $CNS to $LAB4)" - ping_ok
 	wait_for "nginx :80" "$STATE/nginx/error.log" http_ok "$LAB4" 80
 	for p in 443 8443 9443 10443 11443; do
 		wait_for "nginx :$p" "$STATE/nginx/error.log" tls_ok "$p"
@@ -432,7 +437,7 @@ cmd_down() {
 	# Anything else still running inside the lab's namespaces was started
 	# there for the lab (by up or by a test) and goes with them.
 	for n in "$NS" "$CNS"; do
-		if ip netns list | grep -qw "^$n"; then
+		if ns_exists "$n"; then
 			for pid in $(ip netns pids "$n" 2>/dev/null); do pids+=("$pid"); done
 		fi
 	done
@@ -495,7 +500,7 @@ cmd_fw() {
 	net-unreachable) t4=(-j REJECT --reject-with icmp-net-unreachable) t6=(-j REJECT --reject-with icmp6-no-route) ;;
 	*) die "fw: unknown action '$action'" ;;
 	esac
-	ip netns list | grep -qw "^$NS" || die "fw: the lab is not up"
+	ns_exists "$NS" || die "fw: the lab is not up"
 	inns iptables -w "$flag" INPUT "${m4[@]}" "${t4[@]}" || die "fw: iptables $op failed"
 	if ! inns ip6tables -w "$flag" INPUT "${m6[@]}" "${t6[@]}"; then
 		[ "$op" = add ] && inns iptables -w -D INPUT "${m4[@]}" "${t4[@]}"
@@ -504,7 +509,7 @@ cmd_fw() {
 }
 
 cmd_status() {
-	ip netns list | grep -qw "^$NS" || { say "down"; return 1; }
+	ns_exists "$NS" || { say "down"; return 1; }
 	[ -f "$STATE/up" ] && say "up (state in $STATE)" || say "namespaces exist but the lab is not (fully) up"
 	inns ss -lntup
 	inns iptables -S INPUT
