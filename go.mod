@@ -4,6 +4,8 @@ go 1.26.8
 
 require github.com/alecthomas/kingpin/v2 v2.4.0
 
+require golang.org/x/term v0.47.0 // indirect
+
 require (
 	github.com/Azure/go-ntlmssp v0.1.1 // indirect
 	github.com/alecthomas/units v0.0.0-20240927000941-0f3dac36c52b // indirect

@@ -1,12 +1,224 @@
 package main
 
-import "context"
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
 
-// addListen registers `flowprobe listen`. Not implemented yet.
+	"github.com/prometheus/common/promslog"
+
+	"github.com/flowprobe/flowprobe/checks"
+	"github.com/flowprobe/flowprobe/probe"
+)
+
+type listenFlags struct {
+	product  string
+	role     string
+	flows    []string
+	address  string
+	duration time.Duration
+	name     string
+	log      *promslog.Config
+}
+
+// addListen registers `flowprobe listen`: a stand-in for a service that is
+// not installed yet, answering flowprobe's probes on the role's ports.
 func addListen(c *cli) {
-	cmd := c.app.Command("listen", "Not implemented yet.").Hidden()
-	c.register(cmd, func(context.Context) int {
-		c.stderr.Write([]byte("flowprobe listen: not implemented yet\n"))
-		return exitUsage
+	f := &listenFlags{log: &promslog.Config{}}
+	cmd := c.app.Command("listen", "Answer flowprobe's probes on the inbound TCP and UDP ports the catalog lists for a role, so `flowprobe check --responder ROLE` on the other side can prove the path before the product is installed.")
+	cmd.Flag("product", "Product whose catalog lists the ports.").Required().StringVar(&f.product)
+	cmd.Flag("role", "Role this machine will play: its inbound flows' ports are opened.").Required().StringVar(&f.role)
+	cmd.Flag("flow", "Open only the ports of this flow (repeatable).").StringsVar(&f.flows)
+	cmd.Flag("address", "Address to listen on (default: every address).").StringVar(&f.address)
+	cmd.Flag("duration", "How long to answer before stopping by itself.").Default("10m").DurationVar(&f.duration)
+	cmd.Flag("name", "Name the responder gives in its answers (default: the host name).").StringVar(&f.name)
+	addLogFlags(cmd, f.log)
+	c.register(cmd, func(ctx context.Context) int { return runListen(ctx, c, f) })
+}
+
+// listenPort is one port to open and the flows that use it.
+type listenPort struct {
+	proto probe.Protocol
+	port  int
+	flows []string
+}
+
+// inboundPorts lists the TCP and UDP ports of the flows towards role.
+// Ranges open their first port, as `flowprobe check` checks it by default;
+// dynamic and ephemeral ports cannot be opened and are reported.
+func inboundPorts(p *probe.Product, role string, only []string) (ports []listenPort, notes []string, err error) {
+	if _, ok := p.Role(role); !ok {
+		var names []string
+		for _, r := range p.Roles {
+			names = append(names, r.Name)
+		}
+		return nil, nil, fmt.Errorf("product %s has no role %q (roles: %s)", p.Name, role, strings.Join(names, ", "))
+	}
+	for _, id := range only {
+		if _, ok := p.Flow(id); !ok {
+			return nil, nil, fmt.Errorf("product %s has no flow %q", p.Name, id)
+		}
+	}
+	at := map[string]int{}
+	for _, fl := range p.Flows {
+		if fl.Destination != role || (len(only) > 0 && !slices.Contains(only, fl.ID)) {
+			continue
+		}
+		if fl.Protocol != probe.TCP && fl.Protocol != probe.UDP {
+			notes = append(notes, fmt.Sprintf("flow %s: %s needs no listener (the kernel answers echo requests)", fl.ID, fl.Protocol))
+			continue
+		}
+		for _, ps := range fl.Ports {
+			if !ps.Checkable() {
+				notes = append(notes, fmt.Sprintf("flow %s: %s %s ports cannot be opened ahead of the product", fl.ID, fl.Protocol, ps))
+				continue
+			}
+			if ps.IsRange() {
+				notes = append(notes, fmt.Sprintf("flow %s: range %s, opening its first port %d", fl.ID, ps, ps.Low))
+			}
+			k := fmt.Sprintf("%s/%d", fl.Protocol, ps.Low)
+			i, ok := at[k]
+			if !ok {
+				i = len(ports)
+				at[k] = i
+				ports = append(ports, listenPort{proto: fl.Protocol, port: ps.Low})
+			}
+			if !slices.Contains(ports[i].flows, fl.ID) {
+				ports[i].flows = append(ports[i].flows, fl.ID)
+			}
+		}
+	}
+	slices.SortFunc(ports, func(a, b listenPort) int {
+		if a.proto != b.proto {
+			return strings.Compare(string(a.proto), string(b.proto))
+		}
+		return a.port - b.port
 	})
+	return ports, notes, nil
+}
+
+// listenStats counts what the responder saw, per port.
+type listenStats struct {
+	mu      sync.Mutex
+	probes  map[string]int
+	hellos  map[string]int
+	sources map[string]map[netip.Addr]bool
+}
+
+func (s *listenStats) add(p checks.ResponderProbe) {
+	k := fmt.Sprintf("%s/%d", p.Protocol, p.Port)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.probes[k]++
+	if p.Hello {
+		s.hellos[k]++
+	}
+	if s.sources[k] == nil {
+		s.sources[k] = map[netip.Addr]bool{}
+	}
+	s.sources[k][p.Remote.Addr()] = true
+}
+
+func runListen(ctx context.Context, c *cli, f *listenFlags) int {
+	logger := promslog.New(&promslog.Config{Level: f.log.Level, Format: f.log.Format, Writer: c.stderr})
+	if f.duration <= 0 {
+		fmt.Fprintln(c.stderr, "flowprobe listen: --duration must be positive: a responder always stops by itself")
+		return exitUsage
+	}
+	cat, err := probe.LoadCatalog()
+	if err != nil {
+		fmt.Fprintf(c.stderr, "flowprobe listen: %v\n", err)
+		return exitUsage
+	}
+	prod, ok := cat.Product(f.product)
+	if !ok {
+		var names []string
+		for _, p := range cat.Products {
+			names = append(names, p.Name)
+		}
+		fmt.Fprintf(c.stderr, "flowprobe listen: unknown product %q (products: %s)\n", f.product, strings.Join(names, ", "))
+		return exitUsage
+	}
+	ports, notes, err := inboundPorts(prod, f.role, f.flows)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "flowprobe listen: %v\n", err)
+		return exitUsage
+	}
+	for _, n := range notes {
+		logger.Info(n)
+	}
+	if len(ports) == 0 {
+		fmt.Fprintf(c.stderr, "flowprobe listen: no TCP or UDP port to open for role %s of %s\n", f.role, f.product)
+		return exitUsage
+	}
+	cfg := checks.ResponderConfig{Address: f.address, Name: f.name}
+	flowsOf := map[string][]string{}
+	for _, p := range ports {
+		k := fmt.Sprintf("%s/%d", p.proto, p.port)
+		flowsOf[k] = p.flows
+		if p.proto == probe.TCP {
+			cfg.TCPPorts = append(cfg.TCPPorts, p.port)
+		} else {
+			cfg.UDPPorts = append(cfg.UDPPorts, p.port)
+		}
+	}
+	stats := &listenStats{probes: map[string]int{}, hellos: map[string]int{}, sources: map[string]map[netip.Addr]bool{}}
+	cfg.OnProbe = func(p checks.ResponderProbe) {
+		stats.add(p)
+		k := fmt.Sprintf("%s/%d", p.Protocol, p.Port)
+		logger.Info("probe received", "protocol", p.Protocol, "port", p.Port,
+			"remote", p.Remote.Addr().String(), "flowprobe", p.Hello, "flows", strings.Join(flowsOf[k], ","))
+	}
+	resp, err := checks.StartResponder(cfg)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "flowprobe listen: %v\n", err)
+		return exitUsage
+	}
+	for _, s := range resp.Skipped() {
+		logger.Warn("port skipped", "protocol", s.Protocol, "port", s.Port, "err", s.Err)
+	}
+	for _, l := range resp.Listening() {
+		k := fmt.Sprintf("%s/%d", l.Protocol, l.Port)
+		logger.Info("listening", "protocol", l.Protocol, "port", l.Port, "address", l.Addr.String(), "flows", strings.Join(flowsOf[k], ","))
+	}
+	logger.Info("answering flowprobe probes", "product", f.product, "role", f.role, "responder", resp.Name(), "duration", f.duration)
+
+	ctx, cancel := context.WithTimeout(ctx, f.duration)
+	defer cancel()
+	<-ctx.Done()
+	if err := resp.Close(); err != nil {
+		logger.Warn("closing the responder", "err", err)
+	}
+	printListenSummary(c, resp, stats, flowsOf)
+	return exitOK
+}
+
+func printListenSummary(c *cli, resp *checks.Responder, stats *listenStats, flowsOf map[string][]string) {
+	stats.mu.Lock()
+	defer stats.mu.Unlock()
+	fmt.Fprintf(c.stdout, "Responder %s: what it saw\n", resp.Name())
+	total := 0
+	for _, l := range resp.Listening() {
+		k := fmt.Sprintf("%s/%d", l.Protocol, l.Port)
+		var srcs []string
+		for a := range stats.sources[k] {
+			srcs = append(srcs, a.String())
+		}
+		slices.Sort(srcs)
+		seen := "no probe"
+		if n := stats.probes[k]; n > 0 {
+			seen = fmt.Sprintf("%d probes (%d from flowprobe) from %s", n, stats.hellos[k], strings.Join(srcs, ", "))
+		}
+		total += stats.probes[k]
+		fmt.Fprintf(c.stdout, "  %-10s %-40s %s\n", k, strings.Join(flowsOf[k], ","), seen)
+	}
+	for _, s := range resp.Skipped() {
+		k := fmt.Sprintf("%s/%d", s.Protocol, s.Port)
+		fmt.Fprintf(c.stdout, "  %-10s %-40s not opened: %v\n", k, strings.Join(flowsOf[k], ","), s.Err)
+	}
+	fmt.Fprintf(c.stdout, "%d probes received on %d ports, %d ports skipped\n", total, len(resp.Listening()), len(resp.Skipped()))
 }
