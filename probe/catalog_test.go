@@ -637,3 +637,11 @@ func isPortLine(line string) bool {
 	return strings.Contains(line, "|") || strings.Contains(line, "Port") || strings.Contains(line, "ポート") ||
 		strings.Contains(line, "(TCP)") || strings.Contains(line, "(SSL)") || strings.Contains(line, "TCP 9090")
 }
+
+func BenchmarkLoadCatalog(b *testing.B) {
+	for b.Loop() {
+		if _, err := LoadCatalog(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
