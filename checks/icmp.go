@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/bpf"
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
@@ -261,29 +262,48 @@ func (e *icmpEndpoint) open() (*icmpSocket, error) {
 	growReadBuffer(c)
 	if s.raw {
 		s.id = uint16(rand.Uint32())
-		// Let only the messages the reader wants through; the reader
-		// checks the type again where a filter cannot be set.
+		// A raw socket gets a copy of every ICMP message for the host,
+		// including the echo replies of every other pinger. Let only our
+		// replies and the errors through, as ping does; the reader checks
+		// again where a filter cannot be set.
+		prog, _ := bpf.Assemble(echoFilter(e.v6, s.id))
 		if p := c.IPv4PacketConn(); p != nil {
-			var f ipv4.ICMPFilter
-			f.SetAll(true)
-			f.Accept(ipv4.ICMPTypeEchoReply)
-			f.Accept(ipv4.ICMPTypeDestinationUnreachable)
-			f.Accept(ipv4.ICMPTypeTimeExceeded)
-			_ = p.SetICMPFilter(&f)
+			_ = p.SetBPF(prog)
 		}
 		if p := c.IPv6PacketConn(); p != nil {
-			var f ipv6.ICMPFilter
-			f.SetAll(true)
-			f.Accept(ipv6.ICMPTypeEchoReply)
-			f.Accept(ipv6.ICMPTypeDestinationUnreachable)
-			f.Accept(ipv6.ICMPTypeTimeExceeded)
-			_ = p.SetICMPFilter(&f)
+			_ = p.SetBPF(prog)
 		}
 	} else if a, ok := c.LocalAddr().(*net.UDPAddr); ok {
 		s.id = uint16(a.Port)
 	}
 	go e.read(s)
 	return s, nil
+}
+
+// echoFilter is the socket filter of a raw ICMP socket: echo replies with
+// our ID, Destination Unreachable and Time Exceeded pass, the rest is
+// dropped in the kernel. A raw IPv4 socket sees the IP header first, a raw
+// IPv6 socket the ICMPv6 message.
+func echoFilter(v6 bool, id uint16) []bpf.Instruction {
+	reply, unreach, exceeded := uint32(ipv4.ICMPTypeEchoReply), uint32(ipv4.ICMPTypeDestinationUnreachable), uint32(ipv4.ICMPTypeTimeExceeded)
+	var prog []bpf.Instruction
+	if v6 {
+		reply, unreach, exceeded = uint32(ipv6.ICMPTypeEchoReply), uint32(ipv6.ICMPTypeDestinationUnreachable), uint32(ipv6.ICMPTypeTimeExceeded)
+		prog = []bpf.Instruction{bpf.LoadConstant{Dst: bpf.RegX, Val: 0}}
+	} else {
+		prog = []bpf.Instruction{bpf.LoadMemShift{Off: 0}} // X = IHL * 4
+	}
+	return append(prog,
+		bpf.LoadIndirect{Off: 0, Size: 1}, // type
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: reply, SkipFalse: 2},
+		bpf.LoadIndirect{Off: 4, Size: 2}, // echo ID
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(id), SkipTrue: 3, SkipFalse: 4},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unreach, SkipTrue: 2},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: exceeded, SkipTrue: 1},
+		bpf.RetConstant{Val: 0},
+		bpf.RetConstant{Val: 0xffff},
+		bpf.RetConstant{Val: 0},
+	)
 }
 
 // icmpReadBuffer is the receive buffer of a shared ICMP socket: room for
@@ -318,8 +338,12 @@ func (e *icmpEndpoint) read(s *icmpSocket) {
 		proto = 58
 	}
 	buf := make([]byte, 1500)
-	for {
+	for failures := 0; ; {
 		n, peer, err := s.conn.ReadFrom(buf)
+		if err != nil && !errors.Is(err, net.ErrClosed) && failures < 100 {
+			failures++ // a passing error: read on
+			continue
+		}
 		if err != nil {
 			// Closed by the last user, or broken: in both cases let the
 			// next check open a fresh socket. Echoes still waiting time out.
@@ -330,6 +354,7 @@ func (e *icmpEndpoint) read(s *icmpSocket) {
 			e.mu.Unlock()
 			return
 		}
+		failures = 0
 		e.dispatch(s, proto, buf[:n], peerAddr(peer), time.Now())
 	}
 }

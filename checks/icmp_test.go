@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/bpf"
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
@@ -534,5 +535,54 @@ func BenchmarkICMPLoopback(b *testing.B) {
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "checks/s")
 		})
+	}
+}
+
+func TestICMPEchoFilter(t *testing.T) {
+	const id = 0x4242
+	ipHeader := func(ihl int) []byte {
+		h := make([]byte, ihl*4)
+		h[0] = 4<<4 | byte(ihl)
+		h[9] = 1
+		return h
+	}
+	echo := func(typ byte, echoID uint16) []byte {
+		b := []byte{typ, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8}
+		binary.BigEndian.PutUint16(b[4:], echoID)
+		return b
+	}
+	tests := []struct {
+		name   string
+		v6     bool
+		packet []byte
+		pass   bool
+	}{
+		{"our reply", false, append(ipHeader(5), echo(0, id)...), true},
+		{"our reply after IP options", false, append(ipHeader(7), echo(0, id)...), true},
+		{"another pinger's reply", false, append(ipHeader(5), echo(0, id+1)...), false},
+		{"echo request", false, append(ipHeader(5), echo(8, id)...), false},
+		{"destination unreachable", false, append(ipHeader(5), echo(3, 0)...), true},
+		{"time exceeded", false, append(ipHeader(5), echo(11, 0)...), true},
+		{"redirect", false, append(ipHeader(5), echo(5, id)...), false},
+		{"v6 our reply", true, echo(129, id), true},
+		{"v6 another pinger's reply", true, echo(129, id-1), false},
+		{"v6 echo request", true, echo(128, id), false},
+		{"v6 destination unreachable", true, echo(1, 0), true},
+		{"v6 time exceeded", true, echo(3, 0), true},
+		{"v6 neighbour advertisement", true, echo(136, id), false},
+	}
+	for _, tc := range tests {
+		vm, err := bpf.NewVM(echoFilter(tc.v6, id))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		n, err := vm.Run(tc.packet)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		// The kernel keeps min(n, length) bytes: all or nothing here.
+		if pass := n >= len(tc.packet); pass != tc.pass || (!pass && n != 0) {
+			t.Errorf("%s: filter returned %d for %d bytes, want pass=%v", tc.name, n, len(tc.packet), tc.pass)
+		}
 	}
 }
