@@ -30,6 +30,8 @@ PACKAGES=(
 	iproute2 iptables procps iputils-ping openssl socat
 	nginx chrony dnsmasq-base bind9-dnsutils slapd ldap-utils snmpd snmp
 	tgt libiscsi-bin openssh-server prometheus
+	# Beyond the servers: the image build and the status page in a browser.
+	make buildah chromium fonts-dejavu-core
 )
 
 say() { printf 'lab: %s\n' "$*"; }
