@@ -61,6 +61,10 @@ func Classify(err error) probe.Outcome {
 		errors.Is(err, syscall.EHOSTDOWN), errors.Is(err, syscall.ENETDOWN),
 		errors.Is(err, syscall.ENONET):
 		return probe.OutcomeUnreachable
+	case errors.Is(err, syscall.EACCES) && isNetOp(err):
+		// Linux reports an ICMPv6 administratively-prohibited to a
+		// connect, send or receive as EACCES.
+		return probe.OutcomeUnreachable
 	}
 	if isTimeout(err) {
 		return probe.OutcomeTimeout
@@ -86,6 +90,13 @@ func Classify(err error) probe.Outcome {
 
 // isTimeout reports a deadline or a cancelled context: nothing answered in
 // the time the check was given.
+// isNetOp reports an error of a network operation on a socket (dial, read,
+// write), as opposed to one of opening a file or a socket.
+func isNetOp(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && (op.Op == "dial" || op.Op == "read" || op.Op == "write")
+}
+
 func isTimeout(err error) bool {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
 		errors.Is(err, context.Canceled) {
