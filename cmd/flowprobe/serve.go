@@ -17,7 +17,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/promslog"
-	promslogflag "github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
@@ -56,10 +55,7 @@ func addServe(c *cli) {
 	cmd.Flag("config.file", "Site configuration file. SIGHUP or POST /-/reload re-reads it.").PlaceHolder("site.yml").StringVar(&o.configFile)
 	cmd.Flag("demo", "Without a config file: start a demo site on 127.0.0.1 (flowprobe's responder, a closed port, silent peers) and probe it.").BoolVar(&o.demo)
 	o.web = kingpinflag.AddFlags(cmd, defaultListenAddress)
-	o.log.Level = promslog.NewLevel()
-	cmd.Flag(promslogflag.LevelFlagName, promslogflag.LevelFlagHelp).Default("info").HintOptions(promslog.LevelFlagOptions...).SetValue(o.log.Level)
-	o.log.Format = promslog.NewFormat()
-	cmd.Flag(promslogflag.FormatFlagName, promslogflag.FormatFlagHelp).Default("logfmt").HintOptions(promslog.FormatFlagOptions...).SetValue(o.log.Format)
+	addLogFlags(cmd, &o.log)
 	c.register(cmd, func(ctx context.Context) int { return serve(ctx, o, c.stderr) })
 }
 
@@ -126,7 +122,7 @@ func serve(ctx context.Context, o *serveOptions, stderr io.Writer) int {
 		st := d.sched.Stats()
 		return exporter.SchedulerStats{Targets: st.Targets, InFlight: st.InFlight, LagCount: st.Lag.Count, LagSum: st.Lag.Sum, LagBuckets: st.Lag.Buckets}
 	}})
-	d.sched = scheduler.New(scheduler.Config{}, dispatch, scheduler.Options{Sink: storeSink{d.exp.Store(), o.recorded}, Logger: logger})
+	d.sched = scheduler.New(scheduler.Config{}, checks.Dispatcher, scheduler.Options{Sink: storeSink{d.exp.Store(), o.recorded}, Logger: logger})
 	defer d.sched.Close()
 	// A bad configuration stops the start before anything listens.
 	first, err := d.prepare()
@@ -259,16 +255,6 @@ func fromPlan(cfg *probe.Config, res *probe.PlanResult) *planned {
 		},
 	}
 }
-
-// dispatch runs a target with its check kind's checker. The scheduler
-// applies the timeout and the expectation (probe.Run), so the kind's
-// checker is called directly rather than through checks.Check.
-var dispatch = probe.CheckerFunc(func(ctx context.Context, t probe.Target) probe.Result {
-	if k, ok := checks.Lookup(t.Check); ok {
-		return k.Checker.Check(ctx, t)
-	}
-	return checks.Check(ctx, t) // reports the unknown kind
-})
 
 // storeSink feeds the exporter's store from the scheduler.
 type storeSink struct {
