@@ -141,17 +141,6 @@ func rrValue(rr dns.RR) string {
 	return strings.TrimPrefix(rr.String(), rr.Header().String())
 }
 
-func dnsOptions(t *probe.Target) (*DNSOptions, error) {
-	switch o := t.Options.(type) {
-	case *DNSOptions:
-		return o, nil
-	case nil:
-		return nil, errors.New("dns check: option name is required")
-	default:
-		return nil, fmt.Errorf("dns check: options of type %T, want *DNSOptions", t.Options)
-	}
-}
-
 // checkDNS sends one query to the DNS server of the target and judges the
 // reply. A transport failure is classified as usual (over UDP the socket is
 // connected, so an ICMP port unreachable is "refused"). A reply that is not
@@ -161,7 +150,7 @@ func dnsOptions(t *probe.Target) (*DNSOptions, error) {
 // its job.
 func checkDNS(ctx context.Context, t probe.Target) probe.Result {
 	var r probe.Result
-	o, err := dnsOptions(&t)
+	o, err := targetOptions[DNSOptions](&t, "dns", newDNSOptions)
 	if err != nil {
 		return finish(&r, err)
 	}

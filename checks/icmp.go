@@ -526,12 +526,9 @@ func (e *icmpEndpoint) forget(s *icmpSocket, w *echoWait) {
 // when every echo went unanswered.
 func (p *pinger) Check(ctx context.Context, t probe.Target) probe.Result {
 	var r probe.Result
-	o, ok := t.Options.(*ICMPOptions)
-	if !ok {
-		if t.Options != nil {
-			return finish(&r, fmt.Errorf("icmp check: options of type %T, want *ICMPOptions", t.Options))
-		}
-		o = newICMPOptions().(*ICMPOptions)
+	o, err := targetOptions[ICMPOptions](&t, "icmp", newICMPOptions)
+	if err != nil {
+		return finish(&r, err)
 	}
 	dst, err := resolve(ctx, &t, &r)
 	if err != nil {

@@ -62,12 +62,9 @@ const (
 // Details["ntp_status"] and Details["reason"].
 func checkNTP(ctx context.Context, t probe.Target) probe.Result {
 	var r probe.Result
-	o, ok := t.Options.(*NTPOptions)
-	if !ok {
-		if t.Options != nil {
-			return finish(&r, fmt.Errorf("ntp check: options of type %T, want *NTPOptions", t.Options))
-		}
-		o = newNTPOptions().(*NTPOptions)
+	o, err := targetOptions[NTPOptions](&t, "ntp", newNTPOptions)
+	if err != nil {
+		return finish(&r, err)
 	}
 	port := t.Port
 	if port == 0 {

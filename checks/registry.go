@@ -148,3 +148,22 @@ func ParseSet(pairs []string) (map[string]any, error) {
 	}
 	return raw, errors.Join(errs...)
 }
+
+// targetOptions returns t's options of type *T, or the kind's validated
+// defaults when t carries none.
+func targetOptions[T any](t *probe.Target, kind string, defaults func() any) (*T, error) {
+	if t.Options == nil {
+		o := defaults().(*T)
+		if v, ok := any(o).(interface{ Validate() error }); ok {
+			if err := v.Validate(); err != nil {
+				return nil, fmt.Errorf("%s options: %w", kind, err)
+			}
+		}
+		return o, nil
+	}
+	o, ok := t.Options.(*T)
+	if !ok {
+		return nil, fmt.Errorf("%s check: options of type %T", kind, t.Options)
+	}
+	return o, nil
+}

@@ -21,11 +21,18 @@ const DetailBanner = "banner"
 
 // TCPOptions are the options of the tcp check.
 type TCPOptions struct {
-	// Send is written to the peer once connected (verbatim; use YAML
-	// escapes such as "\r\n").
+	ExchangeOptions `yaml:",inline"`
+}
+
+// ExchangeOptions say what the tcp and udp checks exchange with the peer
+// beyond reaching it.
+type ExchangeOptions struct {
+	// Send is written to the peer (tcp: once connected, verbatim; udp: as
+	// the datagram, by default the responder's hello). Use YAML escapes
+	// such as "\r\n".
 	Send string `yaml:"send"`
-	// Expect is a regular expression the first bytes the peer sends (at
-	// most 4 KiB) must match.
+	// Expect is a regular expression the peer's first bytes (at most
+	// 4 KiB) must match.
 	Expect string `yaml:"expect"`
 	// Responder requires the peer to be a flowprobe responder: the check
 	// exchanges a token with it.
@@ -37,7 +44,7 @@ type TCPOptions struct {
 func newTCPOptions() any { return &TCPOptions{} }
 
 // Validate compiles expect and rejects options that exclude each other.
-func (o *TCPOptions) Validate() error {
+func (o *ExchangeOptions) Validate() error {
 	if o.Responder && (o.Send != "" || o.Expect != "") {
 		return errors.New("responder: true speaks the responder protocol; it cannot go with send or expect")
 	}
@@ -51,27 +58,11 @@ func (o *TCPOptions) Validate() error {
 	return nil
 }
 
-// tcpOptions returns t's tcp options, or the defaults.
-func tcpOptions(t *probe.Target) (*TCPOptions, error) {
-	switch o := t.Options.(type) {
-	case nil:
-		return &TCPOptions{}, nil
-	case *TCPOptions:
-		if o.Expect != "" && o.expect == nil {
-			if err := o.Validate(); err != nil {
-				return nil, err
-			}
-		}
-		return o, nil
-	}
-	return nil, fmt.Errorf("tcp check: options of type %T", t.Options)
-}
-
 // checkTCP connects; then, as configured, exchanges the responder token or
 // sends a string and matches the answer.
 func checkTCP(ctx context.Context, t probe.Target) probe.Result {
 	var r probe.Result
-	o, err := tcpOptions(&t)
+	o, err := targetOptions[TCPOptions](&t, "tcp", newTCPOptions)
 	if err != nil {
 		return finish(&r, err)
 	}

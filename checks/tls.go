@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"net"
 	"time"
 
@@ -30,27 +29,12 @@ type TLSCheckOptions struct {
 
 func newTLSCheckOptions() any { return &TLSCheckOptions{} }
 
-// tlsCheckOptions returns t's tls options, or validated defaults.
-func tlsCheckOptions(t *probe.Target) (*TLSCheckOptions, error) {
-	switch o := t.Options.(type) {
-	case nil:
-		d := &TLSCheckOptions{}
-		if err := d.Validate(); err != nil {
-			return nil, err
-		}
-		return d, nil
-	case *TLSCheckOptions:
-		return o, nil
-	}
-	return nil, fmt.Errorf("tls check: options of type %T", t.Options)
-}
-
 // checkTLS connects and runs a TLS handshake, recording the version, the
 // cipher and the certificates' expiry; a failed verification is a
 // tls_error with a reason.
 func checkTLS(ctx context.Context, t probe.Target) probe.Result {
 	var r probe.Result
-	o, err := tlsCheckOptions(&t)
+	o, err := targetOptions[TLSCheckOptions](&t, "tls", newTLSCheckOptions)
 	if err != nil {
 		return finish(&r, err)
 	}

@@ -2,9 +2,7 @@ package checks
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"regexp"
 	"time"
 
 	"github.com/flowprobe/flowprobe/probe"
@@ -16,48 +14,10 @@ const maxDatagram = 4096
 
 // UDPOptions are the options of the udp check.
 type UDPOptions struct {
-	// Send is the payload of the datagram; by default the flowprobe
-	// responder's hello, so a responder answers with its token.
-	Send string `yaml:"send"`
-	// Expect is a regular expression the answer must match.
-	Expect string `yaml:"expect"`
-	// Responder requires the answer to be a flowprobe responder's token.
-	Responder bool `yaml:"responder"`
-
-	expect *regexp.Regexp
+	ExchangeOptions `yaml:",inline"`
 }
 
 func newUDPOptions() any { return &UDPOptions{} }
-
-// Validate compiles expect and rejects options that exclude each other.
-func (o *UDPOptions) Validate() error {
-	if o.Responder && (o.Send != "" || o.Expect != "") {
-		return errors.New("responder: true speaks the responder protocol; it cannot go with send or expect")
-	}
-	if o.Expect != "" {
-		re, err := regexp.Compile(o.Expect)
-		if err != nil {
-			return fmt.Errorf("expect: %w", err)
-		}
-		o.expect = re
-	}
-	return nil
-}
-
-func udpOptions(t *probe.Target) (*UDPOptions, error) {
-	switch o := t.Options.(type) {
-	case nil:
-		return &UDPOptions{}, nil
-	case *UDPOptions:
-		if o.Expect != "" && o.expect == nil {
-			if err := o.Validate(); err != nil {
-				return nil, err
-			}
-		}
-		return o, nil
-	}
-	return nil, fmt.Errorf("udp check: options of type %T", t.Options)
-}
 
 // checkUDP sends one datagram on a connected socket and waits for an
 // answer, an ICMP error (which the kernel reports to a connected socket) or
@@ -65,7 +25,7 @@ func udpOptions(t *probe.Target) (*UDPOptions, error) {
 // nothing proves which.
 func checkUDP(ctx context.Context, t probe.Target) probe.Result {
 	var r probe.Result
-	o, err := udpOptions(&t)
+	o, err := targetOptions[UDPOptions](&t, "udp", newUDPOptions)
 	if err != nil {
 		return finish(&r, err)
 	}
