@@ -3,7 +3,6 @@ package checks
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -235,9 +234,7 @@ func checkHTTP(ctx context.Context, t probe.Target) probe.Result {
 		r.SetDetail("redirects", strconv.Itoa(redirects))
 	}
 	if err != nil && Classify(err) == probe.OutcomeTLSError {
-		if reason := tlsFailureReason(err); reason != "" {
-			r.SetDetail(probe.DetailReason, reason)
-		}
+		recordTLSFailure(&r, err)
 	}
 	return finish(&r, err)
 }
@@ -267,7 +264,7 @@ func httpRequest(ctx context.Context, client *http.Client, target string, o *HTT
 		r.SetDetail("final_url", resp.Request.URL.String())
 	}
 	if resp.TLS != nil {
-		recordPeerTLS(r, resp.TLS)
+		recordTLSState(r, resp.TLS)
 	}
 	if !o.statusValid(resp.StatusCode) {
 		r.SetDetail(probe.DetailReason, fmt.Sprintf("status %d is not a valid status code", resp.StatusCode))
@@ -285,50 +282,4 @@ func httpRequest(ctx context.Context, client *http.Client, target string, o *HTT
 		return Fail(probe.OutcomeProtocolError, "http %s %s: body does not match %q", o.Method, target, o.BodyRegexp)
 	}
 	return nil
-}
-
-// recordPeerTLS records the negotiated TLS version and cipher and the
-// certificate expiry values of a TLS connection.
-func recordPeerTLS(r *probe.Result, cs *tls.ConnectionState) {
-	r.SetDetail("tls_version", tls.VersionName(cs.Version))
-	r.SetDetail("tls_cipher", tls.CipherSuiteName(cs.CipherSuite))
-	if len(cs.PeerCertificates) == 0 {
-		return
-	}
-	leaf := cs.PeerCertificates[0]
-	r.SetValue(probe.ValueTLSCertExpiry, float64(leaf.NotAfter.Unix()))
-	chain := cs.PeerCertificates
-	if len(cs.VerifiedChains) > 0 {
-		chain = cs.VerifiedChains[0]
-	}
-	earliest := leaf.NotAfter
-	for _, c := range chain {
-		if c.NotAfter.Before(earliest) {
-			earliest = c.NotAfter
-		}
-	}
-	r.SetValue(probe.ValueTLSChainExpiry, float64(earliest.Unix()))
-}
-
-// tlsFailureReason is the short reason of a certificate failure, or "".
-func tlsFailureReason(err error) string {
-	var (
-		invalid x509.CertificateInvalidError
-		host    x509.HostnameError
-		unknown x509.UnknownAuthorityError
-		alert   tls.AlertError
-	)
-	switch {
-	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
-		return "certificate expired or not yet valid"
-	case errors.As(err, &invalid):
-		return "certificate invalid"
-	case errors.As(err, &host):
-		return "certificate is not valid for " + host.Host
-	case errors.As(err, &unknown):
-		return "certificate signed by an unknown authority"
-	case errors.As(err, &alert):
-		return "TLS alert: " + alert.Error()
-	}
-	return "TLS handshake failed"
 }

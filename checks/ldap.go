@@ -168,7 +168,7 @@ func checkLDAP(ctx context.Context, t probe.Target) probe.Result {
 			return ldapFinish(&r, err)
 		}
 		cs := tc.ConnectionState()
-		recordPeerTLS(&r, &cs)
+		recordTLSState(&r, &cs)
 		conn = tc
 	}
 
@@ -183,7 +183,7 @@ func ldapFinish(r *probe.Result, err error) probe.Result {
 	if reason := ldapReason(err); reason != "" {
 		r.SetDetail(probe.DetailReason, reason)
 	} else if err != nil && Classify(err) == probe.OutcomeTLSError {
-		r.SetDetail(probe.DetailReason, tlsFailureReason(err))
+		recordTLSFailure(r, err)
 	}
 	return finish(r, err)
 }

@@ -229,9 +229,9 @@ func TestLDAPTLS(t *testing.T) {
 		want   probe.Outcome
 		reason string
 	}{
-		{"StartTLS unknown authority", starttls, map[string]any{"mode": "starttls", "tls": otherCA}, probe.OutcomeTLSError, "certificate signed by an unknown authority"},
+		{"StartTLS unknown authority", starttls, map[string]any{"mode": "starttls", "tls": otherCA}, probe.OutcomeTLSError, "certificate signed by unknown authority"},
 		{"StartTLS not supported", noStartTLS, map[string]any{"mode": "starttls", "tls": withCA}, probe.OutcomeProtocolError, "result code 2 (Protocol Error)"},
-		{"LDAPS expired", expired, map[string]any{"mode": "ldaps", "tls": withCA}, probe.OutcomeTLSError, "certificate expired or not yet valid"},
+		{"LDAPS expired", expired, map[string]any{"mode": "ldaps", "tls": withCA}, probe.OutcomeTLSError, "certificate expired"},
 		{"LDAPS on a server that is not TLS", banner, map[string]any{"mode": "ldaps", "tls": withCA}, probe.OutcomeProtocolError, ""},
 		{"plain on an LDAPS server", ldaps, nil, probe.OutcomeProtocolError, ""},
 	}
