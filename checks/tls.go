@@ -121,7 +121,13 @@ func tlsReason(err error) string {
 	case errors.As(err, &hostErr):
 		return "certificate is not valid for host " + hostErr.Host
 	case errors.As(err, &authErr):
-		if c := authErr.Cert; c != nil && selfSigned(c) {
+		// Self-signed only when the leaf itself is: a chain that ends in
+		// an untrusted root is "unknown authority".
+		c := authErr.Cert
+		if errors.As(err, &certErr) && len(certErr.UnverifiedCertificates) > 0 {
+			c = certErr.UnverifiedCertificates[0]
+		}
+		if c != nil && selfSigned(c) {
 			return "self-signed certificate"
 		}
 		return "certificate signed by unknown authority"
