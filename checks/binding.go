@@ -16,7 +16,8 @@ type hintBinding struct {
 //
 // https is bound to the tls check rather than http: a handshake proves the
 // path and the TLS service without knowing which URL of the appliance
-// answers 2xx. dns is left to tcp/udp because a dns check needs a name to
+// answers 2xx; for the same reason an http flow passes on any HTTP
+// answer of the port itself (any_status, no redirects followed). dns is left to tcp/udp because a dns check needs a name to
 // ask; a site that gives dns options for the role gets the dns check (see
 // probe.Plan).
 var hints = map[string]hintBinding{
@@ -25,7 +26,7 @@ var hints = map[string]hintBinding{
 	"iscsi": {kind: "iscsi", proto: probe.TCP},
 	"snmp":  {kind: "snmp", proto: probe.UDP},
 	"ntp":   {kind: "ntp", proto: probe.UDP},
-	"http":  {kind: "http", proto: probe.TCP},
+	"http":  {kind: "http", proto: probe.TCP, options: map[string]any{"any_status": true, "no_follow_redirects": true}},
 	"https": {kind: "tls", proto: probe.TCP},
 	"ssh":   {kind: "ssh", proto: probe.TCP},
 }

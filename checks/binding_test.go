@@ -42,6 +42,11 @@ func TestBinderKindFor(t *testing.T) {
 			t.Errorf("KindFor(%q, %s) mode = %v, want %v", tc.app, tc.proto, got, tc.mode)
 		}
 	}
+	// A vendor's table names a port, not a URL: any HTTP answer of the
+	// port itself proves an http flow.
+	if _, opts := b.KindFor("http", probe.TCP); opts["any_status"] != true || opts["no_follow_redirects"] != true {
+		t.Errorf("http hint options %v, want any_status and no_follow_redirects", opts)
+	}
 }
 
 // Every kind the binding can produce is registered, and the options a hint

@@ -40,6 +40,10 @@ type HTTPOptions struct {
 	// ValidStatusCodes lists the status codes that pass; empty means any
 	// 2xx.
 	ValidStatusCodes []int `yaml:"valid_status_codes"`
+	// AnyStatus passes on any HTTP response: the path is open and an HTTP
+	// server answers, whatever it thinks of the path. The catalog's http
+	// flows use it, since a vendor's table names a port, not a URL.
+	AnyStatus bool `yaml:"any_status"`
 	// Headers are added to the request; "Host" sets the virtual host.
 	Headers map[string]string `yaml:"headers"`
 	// NoFollowRedirects judges the first response; otherwise up to 10
@@ -78,6 +82,9 @@ func (o *HTTPOptions) Validate() error {
 	}
 	if o.Scheme == "http" && o.TLS != nil {
 		errs = append(errs, errors.New("tls: options need scheme https"))
+	}
+	if o.AnyStatus && len(o.ValidStatusCodes) > 0 {
+		errs = append(errs, errors.New("any_status and valid_status_codes exclude each other"))
 	}
 	for _, c := range o.ValidStatusCodes {
 		if c < 100 || c > 599 {
@@ -118,6 +125,9 @@ func (o *HTTPOptions) scheme(port int) string {
 }
 
 func (o *HTTPOptions) statusValid(code int) bool {
+	if o.AnyStatus {
+		return true
+	}
 	if len(o.ValidStatusCodes) == 0 {
 		return code >= 200 && code <= 299
 	}

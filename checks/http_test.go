@@ -122,6 +122,8 @@ func TestHTTPStatus(t *testing.T) {
 		{"redirect not followed", map[string]any{"path": "/moved", "no_follow_redirects": true}, probe.OutcomeProtocolError, 302},
 		{"redirect is valid", map[string]any{"path": "/moved", "no_follow_redirects": true, "valid_status_codes": []int{302}}, probe.OutcomeOK, 302},
 		{"redirect loop", map[string]any{"path": "/loop"}, probe.OutcomeProtocolError, 0},
+		{"any status: a 404 proves an HTTP server", map[string]any{"any_status": true}, probe.OutcomeOK, 404},
+		{"any status: a 503 too", map[string]any{"path": "/down", "any_status": true}, probe.OutcomeOK, 503},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -296,6 +298,7 @@ func TestHTTPOptions(t *testing.T) {
 		"fragment":      {"path": "/#top"},
 		"scheme":        {"scheme": "ftp"},
 		"status":        {"valid_status_codes": []int{42}},
+		"any and valid": {"any_status": true, "valid_status_codes": []int{200}},
 		"header name":   {"headers": map[string]string{"Bad Header": "x"}},
 		"regexp":        {"body_regexp": "("},
 		"HEAD and body": {"method": "HEAD", "body_regexp": "x"},
