@@ -112,11 +112,12 @@ start() {
 }
 
 # start_bg NAME PIDFILE CMD...: run a foreground program inside the lab in the
-# background and record its pid.
+# background, in a session of its own (so it outlives the shell or job that
+# ran `up`), and record its pid.
 start_bg() {
 	local name=$1 pidfile=$2
 	shift 2
-	inns "$@" </dev/null >>"$STATE/logs/$name.log" 2>&1 &
+	setsid ip netns exec "$NS" "$@" </dev/null >>"$STATE/logs/$name.log" 2>&1 &
 	echo $! >"$pidfile"
 }
 
