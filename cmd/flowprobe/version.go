@@ -7,6 +7,17 @@ import (
 	"github.com/prometheus/common/version"
 )
 
+// releaseVersion is the version of this source tree (the VERSION file, a
+// test keeps them equal). A build without -ldflags, such as `go run` or
+// `go install`, reports it with a "-dev" suffix instead of nothing.
+const releaseVersion = "0.1.0"
+
+func init() {
+	if version.Version == "" {
+		version.Version = releaseVersion + "-dev"
+	}
+}
+
 // addVersion registers `flowprobe version`. The version, revision, branch,
 // build user and date come from github.com/prometheus/common/version,
 // set at build time with -ldflags -X (see the Makefile).

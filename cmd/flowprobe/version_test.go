@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 
@@ -19,5 +20,15 @@ func TestVersionPrintsBuildInfo(t *testing.T) {
 	out := stdout.String()
 	if !strings.HasPrefix(out, "flowprobe, version 1.2.3 ") || !strings.Contains(out, "go version:") {
 		t.Fatalf("version output %q, want the version and the build context", out)
+	}
+}
+
+func TestReleaseVersionIsTheVERSIONFile(t *testing.T) {
+	b, err := os.ReadFile("../../VERSION")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(b)); got != releaseVersion {
+		t.Errorf("VERSION says %q, releaseVersion is %q", got, releaseVersion)
 	}
 }
