@@ -44,7 +44,7 @@ func addCheck(c *cli) {
 	cmd.Flag("product", "Product whose flows to check (without --config.file).").StringVar(&f.flags.Product)
 	cmd.Flag("self", "Role this machine plays (repeatable): its outbound flows are checked.").StringsVar(&f.flags.Self)
 	cmd.Flag("host", "ROLE=ADDRESS[,ADDRESS...]: the hosts of a destination role (repeatable).").StringsVar(&f.flags.Hosts)
-	cmd.Flag("flow", "Check only this flow (repeatable).").StringsVar(&f.flags.Flows)
+	cmd.Flag("flow", "Check only this flow (repeatable; with or without --config.file).").StringsVar(&f.flags.Flows)
 	cmd.Flag("exclude", "Do not check this flow (repeatable).").StringsVar(&f.flags.Exclude)
 	cmd.Flag("responder", "ROLE whose hosts run `flowprobe listen` (repeatable).").StringsVar(&f.flags.Responders)
 	cmd.Flag("check", "Check kind for the selected flows, instead of the catalog's choice.").StringVar(&f.flags.Check)
@@ -130,10 +130,16 @@ func runCheck(ctx context.Context, c *cli, f *checkFlags) int {
 // plan builds the site config from the file or the flags and plans it.
 func (f *checkFlags) plan(cat *probe.Catalog) (*probe.Config, *probe.PlanResult, error) {
 	if f.configFile != "" {
-		if f.flags.Product != "" || len(f.flags.Hosts) > 0 || len(f.flags.Self) > 0 {
-			return nil, nil, fmt.Errorf("--config.file and --product/--self/--host exclude each other")
+		if f.flags.Product != "" || len(f.flags.Hosts) > 0 || len(f.flags.Self) > 0 || len(f.flags.Responders) > 0 ||
+			f.flags.Check != "" || len(f.set) > 0 || f.flags.Expect != "" {
+			return nil, nil, fmt.Errorf("--config.file and --product/--self/--host/--responder/--check/--set/--expect exclude each other: the config says all that")
 		}
-		return planFile(cat, f.configFile)
+		cfg, plan, err := planFile(cat, f.configFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		plan, err = selectFlows(plan, f.flags.Flows, f.flags.Exclude)
+		return cfg, plan, err
 	}
 	if f.flags.Product == "" {
 		return nil, nil, fmt.Errorf("give --config.file, or --product with --self and --host ROLE=ADDRESS (see flowprobe catalog list)")
@@ -163,6 +169,42 @@ func (f *checkFlags) plan(cat *probe.Catalog) (*probe.Config, *probe.PlanResult,
 		return nil, nil, err
 	}
 	return cfg, plan, nil
+}
+
+// selectFlows keeps the targets and skips of the flows named by only (all
+// when empty) and not by exclude. A name that matches no flow of the plan
+// is an error: a typo must not turn into "0 failed".
+func selectFlows(plan *probe.PlanResult, only, exclude []string) (*probe.PlanResult, error) {
+	if len(only) == 0 && len(exclude) == 0 {
+		return plan, nil
+	}
+	known := map[string]bool{}
+	for _, t := range plan.Targets {
+		known[t.Flow] = true
+	}
+	for _, s := range plan.Skipped {
+		known[s.Flow] = true
+	}
+	for _, id := range slices.Concat(only, exclude) {
+		if !known[id] {
+			return nil, fmt.Errorf("flow %q is not in the plan of this config (see flowprobe plan)", id)
+		}
+	}
+	keep := func(flow string) bool {
+		return (len(only) == 0 || slices.Contains(only, flow)) && !slices.Contains(exclude, flow)
+	}
+	sel := &probe.PlanResult{Rules: plan.Rules}
+	for _, t := range plan.Targets {
+		if keep(t.Flow) {
+			sel.Targets = append(sel.Targets, t)
+		}
+	}
+	for _, s := range plan.Skipped {
+		if keep(s.Flow) {
+			sel.Skipped = append(sel.Skipped, s)
+		}
+	}
+	return sel, nil
 }
 
 func (f *checkFlags) showProgress(w io.Writer) bool {

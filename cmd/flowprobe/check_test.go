@@ -205,3 +205,24 @@ func TestCheckUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckSelectsFlowsOfAConfig(t *testing.T) {
+	site, _, _ := checkSite(t, true)
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"check", "--config.file", site, "--flow", "app-open", "--output", "json"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d, want 0: only the open flow is selected\n%s", code, stderr.String())
+	}
+	var reps []probe.Report
+	if err := json.Unmarshal(stdout.Bytes(), &reps); err != nil || len(reps) != 1 || reps[0].Flow != "app-open" {
+		t.Fatalf("reports %+v, err %v", reps, err)
+	}
+	stdout.Reset()
+	if code := run([]string{"check", "--config.file", site, "--exclude", "app-open", "--output", "json"}, &stdout, &stderr); code != exitFailed {
+		t.Fatalf("exit %d, want 1: only the refused flow is left", code)
+	}
+	stderr.Reset()
+	if code := run([]string{"check", "--config.file", site, "--flow", "app-typo"}, &stdout, &stderr); code != exitUsage ||
+		!strings.Contains(stderr.String(), `flow "app-typo" is not in the plan`) {
+		t.Errorf("a flow that matches nothing: exit %d, stderr %q", code, stderr.String())
+	}
+}
