@@ -76,6 +76,9 @@ func runCheck(ctx context.Context, c *cli, f *checkFlags) int {
 		fmt.Fprintf(c.stderr, "flowprobe check: %v\n", err)
 		return exitUsage
 	}
+	for _, err := range icmpProblems(plan.Targets) {
+		fmt.Fprintf(c.stderr, "flowprobe check: warning: %v\n", err)
+	}
 	out := c.stdout
 	if f.outputFile != "" {
 		file, err := os.Create(f.outputFile)

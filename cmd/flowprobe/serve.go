@@ -230,15 +230,14 @@ func (d *daemon) apply(p *planned) {
 	d.sched.Update(p.targets)
 	d.exp.SetReloadStatus(true, time.Now())
 	d.log.Info("Configuration loaded", "targets", len(p.targets), "skipped", p.skipped)
+	for _, err := range icmpProblems(p.targets) {
+		d.log.Warn("ICMP checks will fail", "err", err)
+	}
 }
 
 // loadSite reads the site config at path and plans it against the catalog.
 func loadSite(cat *probe.Catalog, path string) (*planned, error) {
-	cfg, err := probe.LoadConfig(path)
-	if err != nil {
-		return nil, err
-	}
-	res, err := probe.Plan(cat, cfg, checks.Binder{})
+	cfg, res, err := planFile(cat, path)
 	if err != nil {
 		return nil, err
 	}

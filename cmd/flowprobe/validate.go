@@ -34,6 +34,9 @@ func addValidate(c *cli) {
 				continue
 			}
 			fmt.Fprintf(c.stdout, "%s: OK (%d targets, %d skipped)\n", f, len(res.Targets), len(res.Skipped))
+			for _, err := range icmpProblems(res.Targets) {
+				fmt.Fprintf(c.stderr, "%s: warning: %v\n", f, err)
+			}
 		}
 		return code
 	})
