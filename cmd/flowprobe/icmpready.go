@@ -8,6 +8,9 @@ import (
 	"github.com/flowprobe/flowprobe/probe"
 )
 
+// icmpAvailable is checks.ICMPAvailable; tests replace it.
+var icmpAvailable = checks.ICMPAvailable
+
 // icmpProblems says, once per address family, why the icmp targets among
 // targets cannot run from this process (no CAP_NET_RAW and a closed
 // ping_group_range). Every such check would fail the same way, so the
@@ -32,7 +35,7 @@ func icmpProblems(targets []probe.Target) []error {
 		if !need[family] {
 			continue
 		}
-		if err := checks.ICMPAvailable(family); err != nil {
+		if err := icmpAvailable(family); err != nil {
 			errs = append(errs, fmt.Errorf("icmp targets (%s) cannot run here: %w", family, err))
 		}
 	}

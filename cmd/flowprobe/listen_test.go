@@ -101,7 +101,9 @@ func TestListenAnswersCheck(t *testing.T) {
 	c := &cli{stdout: &stdout, stderr: stderr}
 	done := make(chan int)
 	go func() {
-		f := &listenFlags{product: "sios-lifekeeper", role: "node", address: addr, duration: 60e9}
+		// Ports above 1023 only, so the test runs without root too.
+		f := &listenFlags{product: "sios-lifekeeper", role: "node", address: addr, duration: 60e9,
+			flows: []string{"comm-path", "data-replication"}}
 		addLogFlagsDefaults(f)
 		done <- runListen(ctx, c, f)
 	}()
