@@ -1,0 +1,1023 @@
+//go:build lab
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"image/png"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/exporter-toolkit/web"
+	"go.yaml.in/yaml/v3"
+	"golang.org/x/net/html"
+
+	"github.com/flowprobe/flowprobe/deploy/testlab"
+	"github.com/flowprobe/flowprobe/probe"
+)
+
+// These tests run `flowprobe serve` in-process against the lab of real
+// servers, with one flow per interesting outcome, and look at it the way
+// users do: a real Prometheus scrapes it and answers the dashboard's and the
+// alert rules' queries, and a real browser renders the status page.
+
+// serveLabFlow is one extra flow of the lab site and the outcome it must get.
+type serveLabFlow struct {
+	id, destination, protocol string
+	port                      int
+	check                     string
+	options                   string // YAML flow style; {ca}, {password_file} and {user} are filled in
+	outcome                   probe.Outcome
+}
+
+// serveLabFlows cover the outcomes the alert rules are about. web-http is
+// DROPped by the lab firewall for the length of each test; port 7 is closed.
+var serveLabFlows = []serveLabFlow{
+	{"web-http", "web", "tcp", testlab.HTTPPort, "http", "", probe.OutcomeTimeout},
+	{"web-https", "web", "tcp", testlab.HTTPSPort, "tls", "{ca_file: {ca}, server_name: " + testlab.ServerName + "}", probe.OutcomeOK},
+	{"portal-https", "web", "tcp", testlab.HTTPSExpired, "tls", "{ca_file: {ca}, server_name: " + testlab.ServerName + "}", probe.OutcomeTLSError},
+	{"ldap-bind", "directory", "tcp", testlab.LDAPPort, "ldap", "{mode: starttls, bind_dn: {user}, password_file: {password_file}, tls: {ca_file: {ca}, server_name: " + testlab.ServerName + "}}", probe.OutcomeAuthError},
+	{"ldaps", "directory", "tcp", testlab.LDAPSPort, "ldap", "{mode: ldaps, tls: {ca_file: {ca}, server_name: " + testlab.ServerName + "}}", probe.OutcomeOK},
+	{"ntp", "time", "udp", testlab.NTPPort, "ntp", "", probe.OutcomeOK},
+	{"ntp-backup", "time", "udp", testlab.NTPUnsyncPort, "ntp", "", probe.OutcomeProtocolError},
+	{"ping", "gateway", "icmp", 0, "icmp", "{count: 1, reply_timeout: 500ms}", probe.OutcomeOK},
+	{"echo", "gateway", "tcp", testlab.ClosedTCPPort, "tcp", "", probe.OutcomeRefused},
+}
+
+const (
+	serveLabProduct = "sios-lifekeeper"
+	serveLabSelf    = "monitor"
+	serveLabJob     = "flowprobe"
+	// serveLabDeadJob scrapes the same flowprobe at a path it does not
+	// serve, so FlowprobeDown has a job to fire for.
+	serveLabDeadJob = "flowprobe-unscrapable"
+	// serveLabWait bounds every wait for flowprobe, Prometheus or Chromium.
+	serveLabWait = 90 * time.Second
+)
+
+// serveLabOutcomes maps each flow to the outcome it must get.
+func serveLabOutcomes() map[string]string {
+	m := map[string]string{}
+	for _, f := range serveLabFlows {
+		m[f.id] = f.outcome.String()
+	}
+	return m
+}
+
+// writeServeLabSite writes the lab site config and a wrong LDAP password;
+// it returns the config's path and the password.
+func writeServeLabSite(t *testing.T) (path, password string) {
+	t.Helper()
+	dir := t.TempDir()
+	buf := make([]byte, 12)
+	if _, err := rand.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	password = "wrong-" + hex.EncodeToString(buf)
+	pwFile := filepath.Join(dir, "ldap.pw")
+	if err := os.WriteFile(pwFile, []byte(password), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fill := strings.NewReplacer("{ca}", strconv.Quote(testlab.File("ca.pem")), "{password_file}", strconv.Quote(pwFile), "{user}", strconv.Quote(testlab.LDAPUserDN))
+	var b strings.Builder
+	fmt.Fprintf(&b, "site: lab\nproducts:\n  - name: %s\n    self: %s\n    interval: 2s\n    timeout: 1s\n    roles:\n", serveLabProduct, serveLabSelf)
+	var roles []string
+	for _, f := range serveLabFlows {
+		if !slices.Contains(roles, f.destination) {
+			roles = append(roles, f.destination)
+			fmt.Fprintf(&b, "      %s: {hosts: [%s]}\n", f.destination, testlab.ServerAddr)
+		}
+	}
+	b.WriteString("    extra_flows:\n")
+	for _, f := range serveLabFlows {
+		fmt.Fprintf(&b, "      - id: %s\n        source: %s\n        destination: %s\n        protocol: %s\n        check: %s\n", f.id, serveLabSelf, f.destination, f.protocol, f.check)
+		if f.port != 0 {
+			fmt.Fprintf(&b, "        ports: %d\n", f.port)
+		}
+		if f.options != "" {
+			fmt.Fprintf(&b, "        options: %s\n", fill.Replace(f.options))
+		}
+	}
+	path = filepath.Join(dir, "site.yml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, password
+}
+
+// startLabServe runs `flowprobe serve --config.file=path` in-process on
+// 127.0.0.1:0 and returns its base URL (http://127.0.0.1:port) once it serves.
+func startLabServe(t *testing.T, path string) (base string, logs *syncBuffer) {
+	t.Helper()
+	noSystemd, noWebConfig := false, ""
+	o := &serveOptions{
+		configFile: path,
+		web:        &web.FlagConfig{WebListenAddresses: &[]string{"127.0.0.1:0"}, WebSystemdSocket: &noSystemd, WebConfigFile: &noWebConfig},
+		hup:        make(chan os.Signal), // reloads only through POST /-/reload
+	}
+	addr := make(chan string, 1)
+	o.listening = func(a []net.Addr) { addr <- "http://" + a[0].String() }
+	ctx, cancel := context.WithCancel(context.Background())
+	exit := make(chan int, 1)
+	logs = &syncBuffer{}
+	go func() { exit <- serve(ctx, o, logs) }()
+	select {
+	case base = <-addr:
+	case code := <-exit:
+		cancel()
+		t.Fatalf("flowprobe serve exited with %d:\n%s", code, logs)
+	case <-time.After(serveLabWait):
+		cancel()
+		t.Fatalf("flowprobe serve did not listen within %s:\n%s", serveLabWait, logs)
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-exit:
+			if code != exitOK {
+				t.Errorf("flowprobe serve exited with %d on shutdown:\n%s", code, logs)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("flowprobe serve did not shut down")
+		}
+	})
+	return base, logs
+}
+
+// labHTTP is the client of these tests; every request is bounded.
+var labHTTP = &http.Client{Timeout: 10 * time.Second}
+
+// poll calls cond until it reports done, at most for within. state says
+// what cond saw last, for the failure message.
+func poll(t *testing.T, within time.Duration, what string, cond func() (done bool, state string)) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		done, state := cond()
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s; last seen: %s", what, within, state)
+		}
+		<-tick.C
+	}
+}
+
+// promServer is a real Prometheus server scraping one flowprobe.
+type promServer struct {
+	base string
+	logs *syncBuffer
+}
+
+// startPrometheus runs /usr/bin/prometheus with a 1 s scrape interval: job
+// "flowprobe" scrapes flowprobeAddr, job "flowprobe-unscrapable" asks the
+// same address for a path that does not exist.
+func startPrometheus(t *testing.T, flowprobeAddr string) *promServer {
+	t.Helper()
+	bin, err := exec.LookPath("prometheus")
+	if err != nil {
+		t.Fatal("prometheus not found: deploy/testlab/lab.sh install provides it (Debian package prometheus)")
+	}
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: %s
+    static_configs: [{targets: [%q]}]
+  - job_name: %s
+    metrics_path: /no-metrics-here
+    static_configs: [{targets: [%q]}]
+`, serveLabJob, flowprobeAddr, serveLabDeadJob, flowprobeAddr)
+	cfgFile := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := l.Addr().String()
+	l.Close()
+	p := &promServer{base: "http://" + listen, logs: &syncBuffer{}}
+	cmd := exec.Command(bin, "--config.file="+cfgFile, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+listen, "--log.level=warn")
+	cmd.Stdout, cmd.Stderr = p.logs, p.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start prometheus: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	poll(t, serveLabWait, "prometheus ready", func() (bool, string) {
+		select {
+		case <-exited:
+			t.Fatalf("prometheus exited:\n%s", p.logs)
+		default:
+		}
+		resp, err := labHTTP.Get(p.base + "/-/ready")
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, resp.Status
+	})
+	return p
+}
+
+// promSample is one element of an instant vector.
+type promSample struct {
+	Metric map[string]string
+	Value  float64
+}
+
+// promGet calls an HTTP API endpoint of Prometheus and decodes its data.
+func (p *promServer) promGet(path string, q url.Values, data any) error {
+	resp, err := labHTTP.Get(p.base + path + "?" + q.Encode())
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Status    string          `json:"status"`
+		ErrorType string          `json:"errorType"`
+		Error     string          `json:"error"`
+		Data      json.RawMessage `json:"data"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&r); err != nil {
+		return fmt.Errorf("%s: %s: decode: %w", path, resp.Status, err)
+	}
+	if r.Status != "success" {
+		return fmt.Errorf("%s: %s: %s: %s", path, resp.Status, r.ErrorType, r.Error)
+	}
+	return json.Unmarshal(r.Data, data)
+}
+
+// query evaluates expr now through /api/v1/query.
+func (p *promServer) query(expr string) ([]promSample, error) {
+	var d struct {
+		ResultType string          `json:"resultType"`
+		Result     json.RawMessage `json:"result"`
+	}
+	if err := p.promGet("/api/v1/query", url.Values{"query": {expr}}, &d); err != nil {
+		return nil, err
+	}
+	type point [2]any // [unix time, "value"]
+	var raw []struct {
+		Metric map[string]string `json:"metric"`
+		Value  point             `json:"value"`
+	}
+	switch d.ResultType {
+	case "vector":
+		if err := json.Unmarshal(d.Result, &raw); err != nil {
+			return nil, err
+		}
+	case "scalar":
+		raw = make([]struct {
+			Metric map[string]string `json:"metric"`
+			Value  point             `json:"value"`
+		}, 1)
+		if err := json.Unmarshal(d.Result, &raw[0].Value); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("query %s: result type %s, want an instant vector", expr, d.ResultType)
+	}
+	out := make([]promSample, len(raw))
+	for i, r := range raw {
+		s, _ := r.Value[1].(string)
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return nil, fmt.Errorf("query %s: value %v: %w", expr, r.Value[1], err)
+		}
+		out[i] = promSample{Metric: r.Metric, Value: v}
+	}
+	return out, nil
+}
+
+// mustQuery is query that fails the test on an error.
+func (p *promServer) mustQuery(t *testing.T, expr string) []promSample {
+	t.Helper()
+	s, err := p.query(expr)
+	if err != nil {
+		t.Fatalf("query %s: %v", expr, err)
+	}
+	return s
+}
+
+// byLabel indexes samples by one label's value; a repeated value is an error.
+func byLabel(t *testing.T, expr, label string, samples []promSample) map[string]promSample {
+	t.Helper()
+	m := map[string]promSample{}
+	for _, s := range samples {
+		if _, dup := m[s.Metric[label]]; dup {
+			t.Errorf("%s: two series with %s=%q", expr, label, s.Metric[label])
+		}
+		m[s.Metric[label]] = s
+	}
+	return m
+}
+
+// labelSet lists the values of one label over samples, sorted and unique.
+func labelSet(samples []promSample, label string) []string {
+	var out []string
+	for _, s := range samples {
+		if !slices.Contains(out, s.Metric[label]) {
+			out = append(out, s.Metric[label])
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// labStack is a flowprobe serving the lab site, scraped by Prometheus,
+// with the lab firewall dropping web-http.
+type labStack struct {
+	flowprobe string // base URL
+	config    string // site config path
+	prom      *promServer
+}
+
+func startLabStack(t *testing.T) *labStack {
+	t.Helper()
+	testlab.Require(t)
+	testlab.Firewall(t, "tcp", testlab.HTTPPort, testlab.Drop)
+	config, _ := writeServeLabSite(t)
+	base, _ := startLabServe(t, config)
+	s := &labStack{flowprobe: base, config: config, prom: startPrometheus(t, strings.TrimPrefix(base, "http://"))}
+	return s
+}
+
+// waitScraped waits until Prometheus holds every flow's latest outcome as
+// expected, five scrapes of flowprobe (so rate() and increase() over 1m
+// have samples), and a failed scrape of the unscrapable job.
+func (s *labStack) waitScraped(t *testing.T) {
+	t.Helper()
+	want := serveLabOutcomes()
+	poll(t, serveLabWait, "prometheus has scraped every flow's outcome", func() (bool, string) {
+		got, err := s.prom.query(`flowprobe_check_outcome{job="flowprobe"} == 1`)
+		if err != nil {
+			return false, err.Error()
+		}
+		outcomes := map[string]string{}
+		for _, g := range got {
+			outcomes[g.Metric["flow"]] = g.Metric["outcome"]
+		}
+		if !maps.Equal(outcomes, want) {
+			return false, fmt.Sprintf("outcomes %v, want %v", outcomes, want)
+		}
+		return true, ""
+	})
+	poll(t, serveLabWait, "five scrapes", func() (bool, string) {
+		got, err := s.prom.query(`count_over_time(flowprobe_targets{job="flowprobe"}[1m]) >= 5`)
+		if err != nil || len(got) != 1 {
+			return false, fmt.Sprint(got, err)
+		}
+		down, err := s.prom.query(`up{job="flowprobe-unscrapable"} == 0`)
+		return err == nil && len(down) == 1, fmt.Sprint("unscrapable job: ", down, err)
+	})
+}
+
+// TestLabPrometheusScrapesOutcomes: a real Prometheus scraping flowprobe
+// holds the debounced verdict and the one-hot outcome of every flow, with
+// the labels of the metric contract: ok for open services, timeout for the
+// port the firewall drops, refused for the closed port.
+func TestLabPrometheusScrapesOutcomes(t *testing.T) {
+	s := startLabStack(t)
+	s.waitScraped(t)
+
+	success := byLabel(t, "success", "flow", s.prom.mustQuery(t, `flowprobe_check_success{job="flowprobe"}`))
+	counts := byLabel(t, "count", "flow", s.prom.mustQuery(t, `count by (flow) (flowprobe_check_outcome{job="flowprobe"})`))
+	sums := byLabel(t, "sum", "flow", s.prom.mustQuery(t, `sum by (flow) (flowprobe_check_outcome{job="flowprobe"})`))
+	if len(success) != len(serveLabFlows) {
+		t.Errorf("flowprobe_check_success has %d series, want %d: %v", len(success), len(serveLabFlows), success)
+	}
+	for _, f := range serveLabFlows {
+		want := 0.0
+		if f.outcome == probe.OutcomeOK {
+			want = 1
+		}
+		if got, ok := success[f.id]; !ok || got.Value != want {
+			t.Errorf("flowprobe_check_success{flow=%q} = %v (present %v), want %v", f.id, got.Value, ok, want)
+		}
+		if counts[f.id].Value != float64(len(probe.Outcomes())) || sums[f.id].Value != 1 {
+			t.Errorf("flowprobe_check_outcome{flow=%q}: %v series summing to %v, want one-hot over %d outcomes",
+				f.id, counts[f.id].Value, sums[f.id].Value, len(probe.Outcomes()))
+		}
+	}
+
+	// The series Prometheus stored carry exactly the contract's labels plus
+	// the scrape's job and instance.
+	instance := strings.TrimPrefix(s.flowprobe, "http://")
+	for _, c := range []struct {
+		expr string
+		want map[string]string
+	}{
+		{`flowprobe_check_outcome{flow="web-http",outcome="timeout"}`, map[string]string{
+			"__name__": "flowprobe_check_outcome", "outcome": "timeout", "check": "http", "destination": "web", "flow": "web-http",
+			"port": "80", "protocol": "tcp", "target": testlab.Addr(testlab.HTTPPort)}},
+		{`flowprobe_check_outcome{flow="echo",outcome="refused"}`, map[string]string{
+			"__name__": "flowprobe_check_outcome", "outcome": "refused", "check": "tcp", "destination": "gateway", "flow": "echo",
+			"port": "7", "protocol": "tcp", "target": testlab.Addr(testlab.ClosedTCPPort)}},
+		{`flowprobe_check_success{flow="ping"}`, map[string]string{
+			"__name__": "flowprobe_check_success", "check": "icmp", "destination": "gateway", "flow": "ping",
+			"protocol": "icmp", "target": testlab.ServerAddr}},
+	} {
+		maps.Copy(c.want, map[string]string{"job": serveLabJob, "instance": instance, "site": "lab", "product": serveLabProduct, "source": serveLabSelf})
+		got := s.prom.mustQuery(t, c.expr)
+		if len(got) != 1 || !maps.Equal(got[0].Metric, c.want) || got[0].Value != 1 {
+			t.Errorf("%s = %v, want one series %v with value 1", c.expr, got, c.want)
+		}
+	}
+	if up := s.prom.mustQuery(t, `up{job="flowprobe"}`); len(up) != 1 || up[0].Value != 1 {
+		t.Errorf(`up{job="flowprobe"} = %v, want 1`, up)
+	}
+}
+
+// alertWant is what an alert expression must return against the lab.
+type alertWant struct {
+	// label and values: the expression fires, for exactly these values
+	// of label.
+	label  string
+	values []string
+	// inner, when set, replaces firing: the expression must evaluate
+	// without error and return nothing, and inner (the selector it is
+	// built on) must return series for exactly values of label.
+	inner string
+}
+
+// serveLabAlerts says, for every alert of deploy/prometheus/alerts.yml and
+// deploy/grafana/alerting/flowprobe-alerts.yaml, what it returns while the
+// lab site runs and after a failed reload.
+//
+// FlowprobeNTPOffsetTooLarge cannot fire here: the lab's chrony serves the
+// host's own clock, which a test cannot move, so its offset is ~0. The test
+// proves the expression evaluates and its metric has series of the real
+// shape. FlowprobeCheckNotRun fires only for a check stuck for 15 minutes;
+// the same applies.
+var serveLabAlerts = map[string]alertWant{
+	"FlowprobeFlowBlocked":             {label: "flow", values: []string{"web-http"}},
+	"FlowprobeFlowRefused":             {label: "flow", values: []string{"echo"}},
+	"FlowprobeAuthFailure":             {label: "flow", values: []string{"ldap-bind"}},
+	"FlowprobeTLSError":                {label: "flow", values: []string{"portal-https"}},
+	"FlowprobeTLSCertificateExpiring":  {label: "flow", values: []string{"portal-https"}},
+	"FlowprobeNTPServerUnsynchronised": {label: "flow", values: []string{"ntp-backup"}},
+	"FlowprobeConfigReloadFailed":      {label: "job", values: []string{serveLabJob}},
+	"FlowprobeDown":                    {label: "job", values: []string{serveLabDeadJob}},
+	"FlowprobeNTPOffsetTooLarge":       {label: "flow", values: []string{"ntp"}, inner: "flowprobe_ntp_offset_seconds"},
+	"FlowprobeCheckNotRun": {label: "flow", inner: "flowprobe_check_last_run_timestamp_seconds", values: func() []string {
+		var ids []string
+		for _, f := range serveLabFlows {
+			ids = append(ids, f.id)
+		}
+		slices.Sort(ids)
+		return ids
+	}()},
+}
+
+// labAlertExprs reads the alert expressions of both rule files, by file
+// and alert name.
+func labAlertExprs(t *testing.T) map[string]map[string]string {
+	t.Helper()
+	out := map[string]map[string]string{}
+	const prom = "../../deploy/prometheus/alerts.yml"
+	var pf struct {
+		Groups []struct {
+			Rules []struct {
+				Alert string `yaml:"alert"`
+				Expr  string `yaml:"expr"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	readLabYAML(t, prom, &pf)
+	out[prom] = map[string]string{}
+	for _, g := range pf.Groups {
+		for _, r := range g.Rules {
+			out[prom][r.Alert] = r.Expr
+		}
+	}
+	const graf = "../../deploy/grafana/alerting/flowprobe-alerts.yaml"
+	var gf struct {
+		Groups []struct {
+			Rules []struct {
+				Title string `yaml:"title"`
+				Data  []struct {
+					RefID string `yaml:"refId"`
+					Model struct {
+						Expr string `yaml:"expr"`
+					} `yaml:"model"`
+				} `yaml:"data"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	readLabYAML(t, graf, &gf)
+	out[graf] = map[string]string{}
+	for _, g := range gf.Groups {
+		for _, r := range g.Rules {
+			for _, d := range r.Data {
+				if d.RefID == "A" {
+					out[graf][r.Title] = d.Model.Expr
+				}
+			}
+			if out[graf][r.Title] == "" {
+				t.Errorf("%s: %s has no query A", graf, r.Title)
+			}
+		}
+	}
+	return out
+}
+
+func readLabYAML(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+// TestLabPrometheusAlertRules evaluates every alert expression of both rule
+// files in a real Prometheus against a real flowprobe whose lab site has a
+// blocked port, a closed port, a wrong LDAP password, an expired
+// certificate and an unsynchronised NTP server, after a reload with a bad
+// config and next to a scrape job that fails: each alert returns exactly
+// the series it is written for (the rules' `for` durations are Prometheus'
+// business and not waited for).
+func TestLabPrometheusAlertRules(t *testing.T) {
+	s := startLabStack(t)
+	exprs := labAlertExprs(t)
+	s.waitScraped(t)
+
+	if err := os.WriteFile(s.config, []byte("site: lab\nproducts:\n  - nme: broken\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := httpDo(t, "POST", s.flowprobe+"/-/reload"); code != http.StatusInternalServerError {
+		t.Fatalf("POST /-/reload with a bad config = %d %q, want 500", code, body)
+	}
+	poll(t, serveLabWait, "prometheus sees the failed reload", func() (bool, string) {
+		got, err := s.prom.query(`flowprobe_config_last_reload_successful{job="flowprobe"} == 0`)
+		return err == nil && len(got) == 1, fmt.Sprint(got, err)
+	})
+
+	for file, alerts := range exprs {
+		for name, expr := range alerts {
+			want, ok := serveLabAlerts[name]
+			if !ok {
+				t.Errorf("%s: alert %s is not covered by this test: add what it returns in the lab to serveLabAlerts", file, name)
+				continue
+			}
+			got, err := s.prom.query(expr)
+			if err != nil {
+				t.Errorf("%s: %s: %v", file, name, err)
+				continue
+			}
+			if want.inner != "" {
+				if len(got) != 0 {
+					t.Errorf("%s: %s fires in the lab: %v", file, name, got)
+				}
+				got = s.prom.mustQuery(t, want.inner+`{job="flowprobe"}`)
+			}
+			if values := labelSet(got, want.label); !slices.Equal(values, want.values) {
+				t.Errorf("%s: %s returns series for %s %v, want %v:\n%s\n%v", file, name, want.label, values, want.values, expr, got)
+			}
+		}
+	}
+	for name := range serveLabAlerts {
+		for file, alerts := range exprs {
+			if _, ok := alerts[name]; !ok {
+				t.Errorf("%s has no alert %s", file, name)
+			}
+		}
+	}
+}
+
+// TestLabDashboardQueries runs every query of the Grafana dashboard, with
+// its variables substituted as Grafana does for "All", against a real
+// Prometheus scraping the lab site: each parses and returns series, the
+// variables list the lab's values, and the stat panels and the flow matrix
+// show what the lab really does.
+func TestLabDashboardQueries(t *testing.T) {
+	s := startLabStack(t)
+	var dash struct {
+		Templating struct {
+			List []struct {
+				Name       string `json:"name"`
+				Type       string `json:"type"`
+				Definition string `json:"definition"`
+			} `json:"list"`
+		} `json:"templating"`
+		Panels []dashPanel `json:"panels"`
+	}
+	b, err := os.ReadFile("../../deploy/grafana/flowprobe.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("flowprobe.json: %v", err)
+	}
+	s.waitScraped(t)
+
+	// Grafana's "All" of a regex-matched variable, and the rate interval
+	// for a 1 s scrape interval (at least four scrapes).
+	vars := map[string]string{"__rate_interval": "1m"}
+	destinations := []string{}
+	for _, f := range serveLabFlows {
+		if !slices.Contains(destinations, f.destination) {
+			destinations = append(destinations, f.destination)
+		}
+	}
+	slices.Sort(destinations)
+	wantValues := map[string][]string{"site": {"lab"}, "product": {serveLabProduct}, "source": {serveLabSelf}, "destination": destinations}
+	for _, v := range dash.Templating.List {
+		if v.Type != "query" {
+			continue
+		}
+		vars[v.Name] = ".*"
+	}
+	subst := func(expr string) string {
+		return regexp.MustCompile(`\$\{?(\w+)\}?`).ReplaceAllStringFunc(expr, func(m string) string {
+			name := strings.Trim(m, "${}")
+			v, ok := vars[name]
+			if !ok {
+				t.Errorf("unknown dashboard variable %s in %s", m, expr)
+			}
+			return v
+		})
+	}
+	labelValues := regexp.MustCompile(`^label_values\((?:(.+),\s*)?(\w+)\)$`)
+	for _, v := range dash.Templating.List {
+		if v.Type != "query" {
+			continue
+		}
+		m := labelValues.FindStringSubmatch(v.Definition)
+		if m == nil {
+			t.Errorf("variable %s: definition %q is not label_values(...)", v.Name, v.Definition)
+			continue
+		}
+		q := url.Values{}
+		if m[1] != "" {
+			q.Set("match[]", subst(m[1]))
+		}
+		var values []string
+		if err := s.prom.promGet("/api/v1/label/"+m[2]+"/values", q, &values); err != nil {
+			t.Errorf("variable %s (%s): %v", v.Name, v.Definition, err)
+			continue
+		}
+		if !slices.Equal(values, wantValues[v.Name]) {
+			t.Errorf("variable %s (%s) = %v, want %v", v.Name, v.Definition, values, wantValues[v.Name])
+		}
+	}
+
+	// Values the panels must show for the lab site.
+	var passing float64
+	for _, f := range serveLabFlows {
+		if f.outcome == probe.OutcomeOK {
+			passing++
+		}
+	}
+	stats := map[string]float64{
+		"Flows passing": passing,
+		"Flows failing": float64(len(serveLabFlows)) - passing,
+		"Targets":       float64(len(serveLabFlows)),
+		"Config reload": 1,
+	}
+	seen := map[string]bool{}
+	queries := 0
+	var walk func([]dashPanel)
+	walk = func(panels []dashPanel) {
+		for _, p := range panels {
+			walk(p.Panels)
+			for _, tg := range p.Targets {
+				if tg.Expr == "" {
+					continue
+				}
+				queries++
+				expr := subst(tg.Expr)
+				got, err := s.prom.query(expr)
+				switch {
+				case err != nil:
+					t.Errorf("panel %q: %v", p.Title, err)
+					continue
+				case len(got) == 0:
+					t.Errorf("panel %q: no series for %s", p.Title, expr)
+					continue
+				}
+				seen[p.Title] = true
+				if want, ok := stats[p.Title]; ok && (len(got) != 1 || got[0].Value != want) {
+					t.Errorf("panel %q = %v, want %v", p.Title, got, want)
+				}
+				if p.Title == "Flow matrix" {
+					outcomes := map[string]string{}
+					for _, g := range got {
+						outcomes[g.Metric["flow"]] = g.Metric["outcome"]
+						if want := serveLabOutcomes()[g.Metric["flow"]]; (want == "ok") != (g.Value == 1) {
+							t.Errorf("flow matrix: %s %s has value %v", g.Metric["flow"], g.Metric["outcome"], g.Value)
+						}
+					}
+					if want := serveLabOutcomes(); !maps.Equal(outcomes, want) {
+						t.Errorf("flow matrix shows %v, want %v", outcomes, want)
+					}
+				}
+			}
+		}
+	}
+	walk(dash.Panels)
+	if queries < 10 {
+		t.Errorf("found only %d panel queries in the dashboard", queries)
+	}
+	for _, title := range append(slices.Collect(maps.Keys(stats)), "Flow matrix") {
+		if !seen[title] {
+			t.Errorf("no panel %q with series", title)
+		}
+	}
+}
+
+// dashPanel is a Grafana panel, possibly a row holding others.
+type dashPanel struct {
+	Title   string `json:"title"`
+	Targets []struct {
+		Expr string `json:"expr"`
+	} `json:"targets"`
+	Panels []dashPanel `json:"panels"`
+}
+
+// chromium runs headless Chromium with args and returns its standard
+// output, a NUL byte, and its standard error (its log). Its profile, cache
+// and home are in a temp dir; it resolves no host name, so it can only
+// reach the 127.0.0.1 URLs it is given.
+func chromium(t *testing.T, args ...string) string {
+	t.Helper()
+	bin, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatal("chromium not found: deploy/testlab/lab.sh install provides it (Debian package chromium)")
+	}
+	home := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), serveLabWait)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append([]string{
+		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--disable-default-apps", "--disable-extensions", "--no-default-browser-check",
+		"--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+		"--user-data-dir=" + filepath.Join(home, "profile"),
+		"--enable-logging=stderr", "--v=0", "--hide-scrollbars",
+	}, args...)...)
+	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+home, "XDG_CACHE_HOME="+home)
+	// Chromium forks helpers: end the whole process group on a timeout.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("chromium %v: %v\n%s", args, err, stderr.String())
+	}
+	return stdout.String() + "\x00" + stderr.String()
+}
+
+// consoleMessages picks the page's console messages (console.*, uncaught
+// exceptions, failed loads) out of Chromium's log.
+func consoleMessages(log string) []string {
+	var out []string
+	for line := range strings.SplitSeq(log, "\n") {
+		if strings.Contains(line, ":CONSOLE") {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// statusRow is one row of the status page's flow matrix.
+type statusRow struct {
+	state, flow, target, check, outcome, err string
+}
+
+// statusRows reads the flow matrix out of a rendered DOM, by the heading of
+// each source → destination table.
+func statusRows(t *testing.T, dom string) (title string, rows map[string]statusRow, pairs []string) {
+	t.Helper()
+	doc, err := html.Parse(strings.NewReader(dom))
+	if err != nil {
+		t.Fatalf("parse DOM: %v", err)
+	}
+	rows = map[string]statusRow{}
+	var text func(*html.Node) string
+	text = func(n *html.Node) string {
+		if n.Type == html.TextNode {
+			return n.Data
+		}
+		var b strings.Builder
+		for c := range n.ChildNodes() {
+			b.WriteString(text(c))
+		}
+		return b.String()
+	}
+	attr := func(n *html.Node, key string) string {
+		for _, a := range n.Attr {
+			if a.Key == key {
+				return a.Val
+			}
+		}
+		return ""
+	}
+	for n := range doc.Descendants() {
+		if n.Type != html.ElementNode {
+			continue
+		}
+		switch n.Data {
+		case "title":
+			title = text(n)
+		case "h3":
+			pairs = append(pairs, text(n))
+		case "tr":
+			if attr(n, "class") == "" {
+				continue // the head
+			}
+			r := statusRow{state: attr(n, "class")}
+			for td := range n.ChildNodes() {
+				if td.Type != html.ElementNode || td.Data != "td" {
+					continue
+				}
+				switch attr(td, "data-label") {
+				case "":
+					if s := strings.TrimSpace(text(td)); s != r.state {
+						t.Errorf("row of state %s shows the badge %q", r.state, s)
+					}
+				case "Flow":
+					r.flow = strings.TrimSpace(text(td))
+				case "Target":
+					r.target = text(td)
+				case "Check":
+					r.check = text(td)
+				case "Outcome":
+					r.outcome = strings.TrimSpace(text(td))
+				case "Error":
+					r.err = text(td)
+				}
+			}
+			rows[r.flow] = r
+		}
+	}
+	return title, rows, pairs
+}
+
+// TestLabStatusPageInChromium renders the status page of a flowprobe
+// running the lab site in headless Chromium: the flow matrix shows each
+// flow's state and outcome, the page logs nothing to the console, and it
+// keeps screenshots at desktop and phone size (FLOWPROBE_UPDATE_SCREENSHOTS=1
+// copies them to docs/images/).
+func TestLabStatusPageInChromium(t *testing.T) {
+	testlab.Require(t)
+	testlab.Firewall(t, "tcp", testlab.HTTPPort, testlab.Drop)
+
+	// The console detector sees what a broken page logs.
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, `<!DOCTYPE html><title>x</title><script>console.error("detector-check"); missingFunction();</script>`)
+	}))
+	defer broken.Close()
+	if msgs := consoleMessages(chromium(t, "--dump-dom", broken.URL+"/")); len(msgs) != 2 ||
+		!strings.Contains(msgs[0], `"detector-check"`) || !strings.Contains(msgs[1], "missingFunction is not defined") {
+		t.Fatalf("Chromium's log of a page with a console error and an exception: %q", msgs)
+	}
+
+	config, password := writeServeLabSite(t)
+	base, logs := startLabServe(t, config)
+	want := serveLabOutcomes()
+	poll(t, serveLabWait, "every flow has its expected outcome", func() (bool, string) {
+		resp, err := labHTTP.Get(base + "/api/v1/results")
+		if err != nil {
+			return false, err.Error()
+		}
+		defer resp.Body.Close()
+		var rs []probe.Report
+		if err := json.NewDecoder(resp.Body).Decode(&rs); err != nil {
+			return false, err.Error()
+		}
+		got := map[string]string{}
+		for _, r := range rs {
+			got[r.Flow] = r.Outcome.String()
+		}
+		return maps.Equal(got, want), fmt.Sprint(got, "\n", logs)
+	})
+
+	out := chromium(t, "--dump-dom", base+"/")
+	dom, log, _ := strings.Cut(out, "\x00")
+	if msgs := consoleMessages(log); len(msgs) != 0 {
+		t.Errorf("the status page logs to the console:\n%s", strings.Join(msgs, "\n"))
+	}
+	if strings.Contains(dom, password) {
+		t.Error("the status page shows the LDAP password")
+	}
+	title, rows, pairs := statusRows(t, dom)
+	down := 0
+	for _, f := range serveLabFlows {
+		if f.outcome != probe.OutcomeOK {
+			down++
+		}
+	}
+	if wantTitle := fmt.Sprintf("flowprobe: %d down", down); title != wantTitle {
+		t.Errorf("title %q, want %q", title, wantTitle)
+	}
+	wantPairs := []string{}
+	for _, f := range serveLabFlows {
+		p := serveLabSelf + " → " + f.destination
+		if !slices.Contains(wantPairs, p) {
+			wantPairs = append(wantPairs, p)
+		}
+	}
+	slices.Sort(wantPairs)
+	slices.Sort(pairs)
+	if !slices.Equal(pairs, wantPairs) {
+		t.Errorf("matrix headings %q, want %q", pairs, wantPairs)
+	}
+	if len(rows) != len(serveLabFlows) {
+		t.Errorf("matrix has %d rows, want %d: %v", len(rows), len(serveLabFlows), rows)
+	}
+	for _, f := range serveLabFlows {
+		r, ok := rows[f.id]
+		state := "down"
+		if f.outcome == probe.OutcomeOK {
+			state = "up"
+		}
+		target := testlab.ServerAddr
+		if f.port != 0 {
+			target = testlab.Addr(f.port)
+		}
+		if wantRow := (statusRow{state: state, flow: f.id, target: target + "/" + f.protocol, check: f.check, outcome: f.outcome.String(), err: r.err}); !ok || r != wantRow {
+			t.Errorf("matrix row %s = %+v, want %+v", f.id, r, wantRow)
+		}
+		if (f.outcome == probe.OutcomeOK) != (r.err == "") {
+			t.Errorf("matrix row %s shows the error %q", f.id, r.err)
+		}
+	}
+
+	// Screenshots at desktop and phone size.
+	shots := t.TempDir()
+	for _, shot := range []struct {
+		name          string
+		width, height int
+		scale         int
+	}{
+		{"status-page.png", 1280, 900, 1},
+		{"status-page-phone.png", 390, 844, 2},
+	} {
+		file := filepath.Join(shots, shot.name)
+		log := chromium(t, fmt.Sprintf("--window-size=%d,%d", shot.width, shot.height),
+			fmt.Sprintf("--force-device-scale-factor=%d", shot.scale), "--screenshot="+file, base+"/")
+		if msgs := consoleMessages(log); len(msgs) != 0 {
+			t.Errorf("%s: the status page logs to the console:\n%s", shot.name, strings.Join(msgs, "\n"))
+		}
+		f, err := os.Open(file)
+		if err != nil {
+			t.Fatalf("screenshot: %v", err)
+		}
+		cfg, err := png.DecodeConfig(f)
+		f.Close()
+		if err != nil || cfg.Width != shot.width*shot.scale || cfg.Height != shot.height*shot.scale {
+			t.Errorf("%s: %dx%d (%v), want %dx%d", shot.name, cfg.Width, cfg.Height, err, shot.width*shot.scale, shot.height*shot.scale)
+		}
+		if os.Getenv("FLOWPROBE_UPDATE_SCREENSHOTS") == "1" {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join("../../docs/images", shot.name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
