@@ -191,7 +191,8 @@ type promServer struct {
 	logs *syncBuffer
 }
 
-// startPrometheus runs /usr/bin/prometheus with a 1 s scrape interval: job
+// startPrometheus runs /usr/bin/prometheus with a 1 s scrape and rule
+// evaluation interval and the rules of deploy/prometheus/alerts.yml: job
 // "flowprobe" scrapes flowprobeAddr, job "flowprobe-unscrapable" asks the
 // same address for a path that does not exist.
 func startPrometheus(t *testing.T, flowprobeAddr string) *promServer {
@@ -201,17 +202,22 @@ func startPrometheus(t *testing.T, flowprobeAddr string) *promServer {
 		t.Fatal("prometheus not found: deploy/testlab/lab.sh install provides it (Debian package prometheus)")
 	}
 	dir := t.TempDir()
+	rules, err := filepath.Abs(labAlertsYML)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := fmt.Sprintf(`global:
   scrape_interval: 1s
   scrape_timeout: 1s
   evaluation_interval: 1s
+rule_files: [%q]
 scrape_configs:
   - job_name: %s
     static_configs: [{targets: [%q]}]
   - job_name: %s
     metrics_path: /no-metrics-here
     static_configs: [{targets: [%q]}]
-`, serveLabJob, flowprobeAddr, serveLabDeadJob, flowprobeAddr)
+`, rules, serveLabJob, flowprobeAddr, serveLabDeadJob, flowprobeAddr)
 	cfgFile := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -506,12 +512,15 @@ var serveLabAlerts = map[string]alertWant{
 	}()},
 }
 
+// labAlertsYML holds flowprobe's Prometheus alert rules.
+const labAlertsYML = "../../deploy/prometheus/alerts.yml"
+
 // labAlertExprs reads the alert expressions of both rule files, by file
 // and alert name.
 func labAlertExprs(t *testing.T) map[string]map[string]string {
 	t.Helper()
 	out := map[string]map[string]string{}
-	const prom = "../../deploy/prometheus/alerts.yml"
+	const prom = labAlertsYML
 	var pf struct {
 		Groups []struct {
 			Rules []struct {
@@ -615,6 +624,54 @@ func TestLabPrometheusAlertRules(t *testing.T) {
 			}
 		}
 	}
+	// Prometheus itself evaluates alerts.yml: every rule is healthy, and
+	// the alerts that fire in the lab are pending (their `for` has not run
+	// out) for exactly the expected flows and jobs.
+	wantPending := map[string][]string{}
+	for name, want := range serveLabAlerts {
+		if want.inner == "" {
+			wantPending[name] = want.values
+		}
+	}
+	poll(t, serveLabWait, "Prometheus' own evaluation of alerts.yml", func() (bool, string) {
+		var d struct {
+			Groups []struct {
+				Rules []struct {
+					Name, Health, LastError, State string
+					Alerts                         []struct {
+						Labels map[string]string
+						State  string
+					}
+				}
+			}
+		}
+		if err := s.prom.promGet("/api/v1/rules", url.Values{"type": {"alert"}}, &d); err != nil {
+			return false, err.Error()
+		}
+		got := map[string][]string{}
+		var state []string
+		for _, g := range d.Groups {
+			for _, r := range g.Rules {
+				if r.Health == "err" {
+					t.Fatalf("Prometheus evaluates %s with an error: %s", r.Name, r.LastError)
+				}
+				state = append(state, fmt.Sprintf("%s: %s %s", r.Name, r.Health, r.State))
+				for _, a := range r.Alerts {
+					if a.State == "pending" {
+						got[r.Name] = append(got[r.Name], a.Labels[serveLabAlerts[r.Name].label])
+					}
+				}
+				if r.Health != "ok" {
+					return false, strings.Join(state, "; ")
+				}
+			}
+		}
+		for _, v := range got {
+			slices.Sort(v)
+		}
+		return maps.EqualFunc(got, wantPending, slices.Equal), fmt.Sprintf("pending %v, want %v", got, wantPending)
+	})
+
 	for name := range serveLabAlerts {
 		for file, alerts := range exprs {
 			if _, ok := alerts[name]; !ok {
