@@ -31,7 +31,7 @@ PACKAGES=(
 	nginx chrony dnsmasq-base bind9-dnsutils slapd ldap-utils snmpd snmp
 	tgt libiscsi-bin openssh-server prometheus
 	# Beyond the servers: the image build and the status page in a browser.
-	make buildah chromium fonts-dejavu-core
+	make buildah chromium fonts-dejavu-core systemd
 )
 
 say() { printf 'lab: %s\n' "$*"; }
