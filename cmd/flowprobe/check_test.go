@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
@@ -224,5 +225,38 @@ func TestCheckSelectsFlowsOfAConfig(t *testing.T) {
 	if code := run([]string{"check", "--config.file", site, "--flow", "app-typo"}, &stdout, &stderr); code != exitUsage ||
 		!strings.Contains(stderr.String(), `flow "app-typo" is not in the plan`) {
 		t.Errorf("a flow that matches nothing: exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+func TestCheckProgressLine(t *testing.T) {
+	targets := []probe.Target{
+		{ID: "p/comm-path/192.0.2.1:7365/tcp/tcp", Flow: "comm-path"},
+		{ID: "p/lkping/192.0.2.1/icmp/icmp", Flow: "lkping"},
+		{ID: "p/web/192.0.2.1:443/tcp/tls", Flow: "web"},
+	}
+	p := newProgress(&bytes.Buffer{}, targets, true)
+	entered, release := make(chan struct{}), make(chan struct{})
+	c := p.wrap(probe.CheckerFunc(func(ctx context.Context, t probe.Target) probe.Result {
+		entered <- struct{}{}
+		<-release
+		return probe.Result{}
+	}))
+	done := make(chan struct{})
+	for _, tg := range targets[:2] {
+		go func() { c.Check(context.Background(), tg); done <- struct{}{} }()
+	}
+	<-entered
+	<-entered
+	p.done(2, probe.Result{})
+	line := p.line()
+	if !strings.HasPrefix(line, "[1/3] ") || !strings.Contains(line, "comm-path 192.0.2.1:7365") ||
+		!strings.Contains(line, "lkping 192.0.2.1") {
+		t.Errorf("progress line %q: want done of total and the running checks", line)
+	}
+	close(release)
+	<-done
+	<-done
+	if line := p.line(); line != "[1/3]" {
+		t.Errorf("with nothing running: %q", line)
 	}
 }
