@@ -43,10 +43,18 @@ func (c *cli) register(cmd *kingpin.CmdClause, action func(ctx context.Context) 
 
 func run(args []string, stdout, stderr io.Writer) int {
 	app := kingpin.New("flowprobe", "Proves that the network flows a product needs really pass, and exports the verdicts as Prometheus metrics.")
-	app.UsageWriter(stderr)
-	app.ErrorWriter(stderr)
-	app.HelpFlag.Short('h')
+	// kingpin goes on parsing after --help has printed and called
+	// Terminate; drop whatever it would print after that.
 	exited := false
+	quiet := writerFunc(func(b []byte) (int, error) {
+		if exited {
+			return len(b), nil
+		}
+		return stderr.Write(b)
+	})
+	app.UsageWriter(quiet)
+	app.ErrorWriter(quiet)
+	app.HelpFlag.Short('h')
 	app.Terminate(func(int) { exited = true })
 
 	c := &cli{app: app, stdout: stdout, stderr: stderr, actions: map[string]func(context.Context) int{}}
@@ -56,6 +64,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		add(c)
 	}
 
+	if len(args) == 0 {
+		app.Usage(nil)
+		return exitUsage
+	}
 	cmd, err := app.Parse(args)
 	if exited {
 		return exitOK // --help or --version printed
@@ -73,3 +85,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	return action(ctx)
 }
+
+// writerFunc adapts a function to io.Writer.
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
