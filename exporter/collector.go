@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/model"
 
 	"github.com/flowprobe/flowprobe/probe"
@@ -119,6 +119,7 @@ func (e *Exporter) Register(reg prometheus.Registerer) error {
 // that changes the labels swaps the whole set.
 type descSet struct {
 	constLabels prometheus.Labels
+	constPairs  []*dto.LabelPair // constLabels sorted by name
 
 	success, outcome, duration, phase, runs, failures, lastRun, consecFailures *prometheus.Desc
 	reloadOK, reloadTime, lag, inFlight, targets                               *prometheus.Desc
@@ -135,6 +136,7 @@ func newDescSet(constLabels prometheus.Labels) *descSet {
 	self := func(n, help string) *prometheus.Desc { return prometheus.NewDesc(name(n), help, nil, constLabels) }
 	return &descSet{
 		constLabels:    constLabels,
+		constPairs:     sortedConstPairs(constLabels),
 		success:        per("check_success", "1 if the flow passes (judged against its expectation, after the failure threshold), else 0."),
 		outcome:        per("check_outcome", "Outcome of the latest run, one-hot over every outcome (not debounced).", "outcome"),
 		duration:       per("check_duration_seconds", "Duration of the latest run in seconds."),
@@ -178,40 +180,77 @@ func (d *descSet) value(n string) *prometheus.Desc {
 func (e *Exporter) Describe(chan<- *prometheus.Desc) {}
 
 // Collect builds every metric from a snapshot of the store.
+//
+// The registry sorts each family's series by label values; Collect sends
+// them already in that order, which makes the sort a linear pass.
 func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	d := e.descs.Load()
-	outcomes := probe.Outcomes()
 	gauge := func(desc *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labels...)
 	}
-	counter := func(desc *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, v, labels...)
+
+	entries := e.store.results() // no series until the first run: a pending flow is not a failed one
+	rows := make([]row, len(entries))
+	for i := range entries {
+		en := &entries[i]
+		rows[i] = row{e: en, labels: en.labels.get(d, &en.Target)}
 	}
-	for _, en := range e.store.Snapshot() {
-		if !en.HasResult {
-			continue // no series until the first run: a pending flow is not a failed one
-		}
-		t, r := &en.Target, &en.Result
-		lv := targetLabelValues(t)
-		gauge(d.success, b2f(en.Up), lv...)
-		for _, o := range outcomes {
-			gauge(d.outcome, b2f(r.Outcome == o), append(lv, o.String())...)
-		}
-		gauge(d.duration, r.Duration.Seconds(), lv...)
-		for p, dur := range r.Phases {
-			if dur > 0 {
-				gauge(d.phase, dur.Seconds(), append(lv, probe.Phase(p).String())...)
+	slices.SortFunc(rows, compareRows)
+
+	w := &seriesWriter{ch: ch}
+	for _, rw := range rows {
+		en, r, lp := rw.e, &rw.e.Result, rw.labels.pairs
+		w.gauge(d.success, b2f(en.Up), lp)
+		w.gauge(d.duration, r.Duration.Seconds(), lp)
+		w.counter(d.runs, float64(en.Runs), lp)
+		w.gauge(d.lastRun, unixSeconds(r.Start), lp)
+		w.gauge(d.consecFailures, float64(en.ConsecutiveFailures), lp)
+	}
+
+	// Series with an outcome or phase label: in label order the extra
+	// label comes before some target labels, so within a run of targets
+	// that agree up to it, the extra label's value varies slowest.
+	groups(rows, outcomePrefix, func(g []row) {
+		n := len(outcomeLabel)
+		width := len(g[0].labels.pairs) + 1
+		buf := make([]*dto.LabelPair, 0, len(g)*n*width)
+		for _, rw := range g {
+			for _, p := range outcomeLabel {
+				buf = rw.labels.appendWith(buf, p, rw.labels.outcomeAt)
 			}
 		}
-		counter(d.runs, float64(en.Runs), lv...)
-		for _, o := range outcomes {
-			counter(d.failures, float64(en.Failures[o]), append(lv, o.String())...)
+		for _, o := range outcomeOrder {
+			for i, rw := range g {
+				at := (i*n + o) * width
+				lp := buf[at : at+width : at+width]
+				w.gauge(d.outcome, b2f(int(rw.e.Result.Outcome) == o), lp)
+				w.counter(d.failures, float64(rw.e.Failures[o]), lp)
+			}
 		}
-		gauge(d.lastRun, unixSeconds(r.Start), lv...)
-		gauge(d.consecFailures, float64(en.ConsecutiveFailures), lv...)
-		for _, n := range slices.Sorted(maps.Keys(r.Values)) {
+	})
+	groups(rows, phasePrefix, func(g []row) {
+		var buf []*dto.LabelPair
+		for _, p := range phaseOrder {
+			for _, rw := range g {
+				dur := rw.e.Result.Phases[p]
+				if dur <= 0 {
+					continue
+				}
+				if buf == nil {
+					buf = make([]*dto.LabelPair, 0, len(g)*len(phaseLabel)*(len(rw.labels.pairs)+1))
+				}
+				n := len(buf)
+				buf = rw.labels.appendWith(buf, phaseLabel[p], rw.labels.phaseAt)
+				w.gauge(d.phase, dur.Seconds(), buf[n:len(buf):len(buf)])
+			}
+		}
+	})
+	// Values last: should a check report a value under the name of one of
+	// the metrics above, the registry keeps the first family it saw.
+	for _, rw := range rows {
+		for n, v := range rw.e.Result.Values {
 			if desc := d.value(n); desc != nil {
-				gauge(desc, r.Values[n], lv...)
+				w.gauge(desc, v, rw.labels.pairs)
 			}
 		}
 	}
@@ -232,16 +271,6 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 		gauge(d.inFlight, float64(st.InFlight))
 		gauge(d.targets, float64(st.Targets))
 	}
-}
-
-func targetLabelValues(t *probe.Target) []string {
-	port := ""
-	if t.Port != 0 {
-		port = strconv.Itoa(t.Port)
-	}
-	lv := make([]string, len(TargetLabels), len(TargetLabels)+1) // room for outcome/phase
-	copy(lv, []string{t.Product, t.Flow, t.Source, t.Destination, t.Address(), string(t.Protocol), port, t.Check})
-	return lv
 }
 
 func b2f(b bool) float64 {

@@ -34,6 +34,11 @@ type Entry struct {
 	// false) by outcome, indexed by probe.Outcome.
 	Runs     uint64
 	Failures []uint64
+
+	// labels caches the label pairs of the target's series; it lives and
+	// dies with the entry, which SetTargets replaces when the target
+	// changes.
+	labels *labelCache
 }
 
 // Store keeps the latest result of every configured target. The scheduler
@@ -65,7 +70,7 @@ func (s *Store) SetTargets(ts []probe.Target) {
 			next[t.ID] = e
 			continue
 		}
-		next[t.ID] = &Entry{Target: t, Failures: make([]uint64, len(probe.Outcomes()))}
+		next[t.ID] = &Entry{Target: t, Failures: make([]uint64, len(probe.Outcomes())), labels: &labelCache{}}
 	}
 	s.entries = next
 	s.armed = true
@@ -144,6 +149,26 @@ func (s *Store) Snapshot() []Entry {
 			cmp.Compare(a.Target.ID, b.Target.ID),
 		)
 	})
+	return out
+}
+
+// results returns a copy of every entry that has a result, in no
+// particular order: the scrape's view, which sorts what it needs itself.
+func (s *Store) results() []Entry {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]Entry, 0, len(s.entries))
+	failures := make([]uint64, 0, len(s.entries)*len(probe.Outcomes()))
+	for _, e := range s.entries {
+		if !e.HasResult {
+			continue
+		}
+		c := *e
+		n := len(failures)
+		failures = append(failures, e.Failures...)
+		c.Failures = failures[n:len(failures):len(failures)]
+		out = append(out, c)
+	}
 	return out
 }
 
