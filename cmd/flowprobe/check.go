@@ -90,7 +90,7 @@ func runCheck(ctx context.Context, c *cli, f *checkFlags) int {
 		out = file
 	}
 
-	sc := scheduler.Config{MaxInFlight: cfg.Scheduler.MaxInFlight, MaxInFlightPerHost: cfg.Scheduler.MaxInFlightPerHost}
+	sc := schedulerConfig(cfg.Scheduler)
 	if f.maxInFlight > 0 {
 		sc.MaxInFlight = f.maxInFlight
 	}
@@ -576,6 +576,7 @@ func (r *checkReport) writeJUnit(w io.Writer) error {
 	all := junitSuites{Name: "flowprobe check"}
 	var total time.Duration
 	suites := map[string]*junitSuite{}
+	suiteTime := map[string]time.Duration{}
 	var order []string
 	suite := func(product string) *junitSuite {
 		s, ok := suites[product]
@@ -610,6 +611,7 @@ func (r *checkReport) writeJUnit(w io.Writer) error {
 		}
 		s.Tests++
 		total += res.Duration
+		suiteTime[t.Product] += res.Duration
 		s.Cases = append(s.Cases, tc)
 	}
 	for _, sk := range r.skipped {
@@ -625,12 +627,7 @@ func (r *checkReport) writeJUnit(w io.Writer) error {
 	}
 	for _, name := range order {
 		s := suites[name]
-		var d time.Duration
-		for _, c := range s.Cases {
-			f, _ := strconv.ParseFloat(c.Time, 64)
-			d += time.Duration(f * float64(time.Second))
-		}
-		s.Time = seconds(d)
+		s.Time = seconds(suiteTime[name])
 		all.Tests += s.Tests
 		all.Failures += s.Failures
 		all.Skipped += s.Skipped

@@ -245,13 +245,18 @@ func loadSite(cat *probe.Catalog, path string) (*planned, error) {
 }
 
 func fromPlan(cfg *probe.Config, res *probe.PlanResult) *planned {
-	s := cfg.Scheduler
 	return &planned{
 		targets: res.Targets, skipped: len(res.Skipped), site: cfg.Site, labels: cfg.Labels,
-		sched: scheduler.Config{
-			MaxInFlight: s.MaxInFlight, MaxInFlightPerHost: s.MaxInFlightPerHost, Jitter: s.Jitter,
-			FailingInterval: s.FailingInterval, FailuresBeforeDown: s.FailuresBeforeDown,
-		},
+		sched: schedulerConfig(cfg.Scheduler),
+	}
+}
+
+// schedulerConfig maps the site config's scheduler block to the
+// scheduler's policy.
+func schedulerConfig(s probe.SchedulerConfig) scheduler.Config {
+	return scheduler.Config{
+		MaxInFlight: s.MaxInFlight, MaxInFlightPerHost: s.MaxInFlightPerHost, Jitter: s.Jitter,
+		FailingInterval: s.FailingInterval, FailuresBeforeDown: s.FailuresBeforeDown,
 	}
 }
 
