@@ -2,15 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
-	"encoding/json"
 	"fmt"
-	"io"
-	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/report"
 )
 
 // addCatalog registers `flowprobe catalog list|show|export`: the embedded
@@ -24,8 +20,7 @@ func addCatalog(c *cli) {
 		if cat == nil {
 			return code
 		}
-		writeCatalogList(c.stdout, cat)
-		return exitOK
+		return writeOut(c, "list", report.WriteCatalogList(c.stdout, cat))
 	})
 
 	show := cmd.Command("show", "Show one product's flows as a table, grouped by the document's sections.")
@@ -39,8 +34,7 @@ func addCatalog(c *cli) {
 		if !ok {
 			return unknownProduct(c, "show", cat, *showProduct)
 		}
-		writeCatalogShow(c.stdout, p)
-		return exitOK
+		return writeOut(c, "show", report.WriteCatalogShow(c.stdout, p))
 	})
 
 	export := cmd.Command("export", "Export flows as JSON, CSV or Markdown.")
@@ -59,20 +53,7 @@ func addCatalog(c *cli) {
 			}
 			products = []*probe.Product{p}
 		}
-		var err error
-		switch *format {
-		case "json":
-			err = writeCatalogJSON(c.stdout, products)
-		case "csv":
-			err = writeCatalogCSV(c.stdout, products)
-		case "markdown":
-			err = writeCatalogMarkdown(c.stdout, products)
-		}
-		if err != nil {
-			fmt.Fprintf(c.stderr, "flowprobe catalog export: %v\n", err)
-			return exitFailed
-		}
-		return exitOK
+		return writeOut(c, "export", report.WriteCatalogExport(c.stdout, *format, products))
 	})
 }
 
@@ -91,284 +72,12 @@ func unknownProduct(c *cli, sub string, cat *probe.Catalog, name string) int {
 	return exitUsage
 }
 
-func writeCatalogList(w io.Writer, cat *probe.Catalog) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PRODUCT\tTITLE\tFLOWS\tDOCUMENTS")
-	for _, p := range cat.Products {
-		docs := make([]string, len(p.Documents))
-		for i, d := range p.Documents {
-			docs[i] = d.ID
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", p.Name, p.Title, len(p.Flows), strings.Join(docs, ", "))
+// writeOut is the exit code of a catalog subcommand that wrote its output
+// with err.
+func writeOut(c *cli, sub string, err error) int {
+	if err != nil {
+		fmt.Fprintf(c.stderr, "flowprobe catalog %s: %v\n", sub, err)
+		return exitFailed
 	}
-	tw.Flush()
-}
-
-// flowPeers is "source → destination" or "source → hostname".
-func flowPeers(f *probe.Flow) string {
-	dst := f.Destination
-	if dst == "" {
-		dst = f.Hostname
-	}
-	return f.Source + " → " + dst
-}
-
-// portsText is the port list in its text form, "-" for none (ICMP).
-func portsText(ports []probe.PortSpec, sep string) string {
-	if len(ports) == 0 {
-		return "-"
-	}
-	s := make([]string, len(ports))
-	for i, p := range ports {
-		s[i] = p.String()
-	}
-	return strings.Join(s, sep)
-}
-
-// sections groups a product's flows by section, in order of first
-// appearance.
-func sections(p *probe.Product) (names []string, flows map[string][]*probe.Flow) {
-	flows = map[string][]*probe.Flow{}
-	for i := range p.Flows {
-		f := &p.Flows[i]
-		if _, seen := flows[f.Section]; !seen {
-			names = append(names, f.Section)
-		}
-		flows[f.Section] = append(flows[f.Section], f)
-	}
-	return names, flows
-}
-
-func writeCatalogShow(w io.Writer, p *probe.Product) {
-	multi := len(p.Documents) > 1
-	fmt.Fprintf(w, "%s — %s (%d flows)\n\nDocuments:\n", p.Name, p.Title, len(p.Flows))
-	for _, d := range p.Documents {
-		fmt.Fprintf(w, "  %s: %s — %s\n", d.ID, d.File, d.Title)
-	}
-	fmt.Fprintln(w, "\nRoles:")
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, r := range p.Roles {
-		fmt.Fprintf(tw, "  %s\t%s\n", r.Name, r.Description)
-	}
-	tw.Flush()
-
-	names, bySection := sections(p)
-	for _, s := range names {
-		fmt.Fprintf(w, "\n== %s ==\n", s)
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		if multi {
-			fmt.Fprintln(tw, "  ID\tFLOW\tPROTO\tPORTS\tAPP\tREQUIRED\tREVISIONS\tPURPOSE")
-		} else {
-			fmt.Fprintln(tw, "  ID\tFLOW\tPROTO\tPORTS\tAPP\tREQUIRED\tPURPOSE")
-		}
-		for _, f := range bySection[s] {
-			ports := portsText(f.Ports, ",")
-			if f.Configurable {
-				ports += "*"
-			}
-			app := f.App
-			if app == "" {
-				app = "-"
-			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t", f.ID, flowPeers(f), f.Protocol, ports, app, f.Required)
-			if multi {
-				fmt.Fprintf(tw, "%s\t", strings.Join(f.Revisions, ","))
-			}
-			fmt.Fprintf(tw, "%s\n", f.Purpose)
-		}
-		tw.Flush()
-
-		var details strings.Builder
-		for _, f := range bySection[s] {
-			if f.Condition == "" && len(f.Footnotes) == 0 && f.Note == "" && !f.Configurable {
-				continue
-			}
-			fmt.Fprintf(&details, "  %s\n", f.ID)
-			if f.Condition != "" {
-				writeField(&details, "condition", f.Condition)
-			}
-			if f.Configurable {
-				writeField(&details, "configurable", "yes: the vendor documents this port as a default that can be changed")
-			}
-			for _, fn := range f.Footnotes {
-				writeField(&details, "footnote", fn)
-			}
-			if f.Note != "" {
-				writeField(&details, "note", f.Note)
-			}
-		}
-		if details.Len() > 0 {
-			fmt.Fprintf(w, "\n%s", details.String())
-		}
-	}
-	fmt.Fprintln(w, "\n* configurable port (the vendor's default)")
-}
-
-// writeField writes "label: text", wrapping text at about 100 columns under
-// a hanging indent.
-func writeField(b *strings.Builder, label, text string) {
-	const indent, width = 20, 100
-	line := fmt.Sprintf("      %-*s", indent-6, label+":")
-	col := len(line)
-	b.WriteString(line)
-	for i, word := range strings.Fields(text) {
-		if i > 0 && col+1+len(word) > width {
-			b.WriteString("\n" + strings.Repeat(" ", indent))
-			col = indent
-		} else if i > 0 {
-			b.WriteByte(' ')
-			col++
-		}
-		b.WriteString(word)
-		col += len(word)
-	}
-	b.WriteByte('\n')
-}
-
-// exportFlow is the JSON form of a catalog flow. Its field names are a
-// stable interface for other tools (see docs/catalog.md).
-type exportFlow struct {
-	Product      string   `json:"product"`
-	ID           string   `json:"id"`
-	Source       string   `json:"source"`
-	Destination  string   `json:"destination"`
-	Hostname     string   `json:"hostname"`
-	Protocol     string   `json:"protocol"`
-	Ports        []any    `json:"ports"` // int for one port; "LOW-HIGH", "dynamic" or "ephemeral"
-	Purpose      string   `json:"purpose"`
-	Required     string   `json:"required"`
-	Condition    string   `json:"condition"`
-	Footnotes    []string `json:"footnotes"`
-	Section      string   `json:"section"`
-	App          string   `json:"app"`
-	Revisions    []string `json:"revisions"`
-	Note         string   `json:"note"`
-	Configurable bool     `json:"configurable"`
-}
-
-func toExport(f *probe.Flow) exportFlow {
-	ports := make([]any, 0, len(f.Ports))
-	for _, p := range f.Ports {
-		if p.Checkable() && !p.IsRange() {
-			ports = append(ports, p.Low)
-		} else {
-			ports = append(ports, p.String())
-		}
-	}
-	footnotes := f.Footnotes
-	if footnotes == nil {
-		footnotes = []string{}
-	}
-	revisions := f.Revisions
-	if revisions == nil {
-		revisions = []string{}
-	}
-	return exportFlow{
-		Product: f.Product, ID: f.ID, Source: f.Source, Destination: f.Destination, Hostname: f.Hostname,
-		Protocol: string(f.Protocol), Ports: ports, Purpose: f.Purpose, Required: string(f.Required),
-		Condition: f.Condition, Footnotes: footnotes, Section: f.Section, App: f.App, Revisions: revisions,
-		Note: f.Note, Configurable: f.Configurable,
-	}
-}
-
-func writeCatalogJSON(w io.Writer, products []*probe.Product) error {
-	out := []exportFlow{}
-	for _, p := range products {
-		for i := range p.Flows {
-			out = append(out, toExport(&p.Flows[i]))
-		}
-	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(out); err != nil {
-		return fmt.Errorf("write JSON: %w", err)
-	}
-	return nil
-}
-
-// csvHeader is the CSV column order. Lists are joined: ports and revisions
-// with a space, footnotes with a newline (quoted by the CSV writer).
-var csvHeader = []string{"product", "id", "source", "destination", "hostname", "protocol", "ports", "purpose",
-	"required", "condition", "footnotes", "section", "app", "revisions", "note", "configurable"}
-
-func writeCatalogCSV(w io.Writer, products []*probe.Product) error {
-	cw := csv.NewWriter(w)
-	if err := cw.Write(csvHeader); err != nil {
-		return fmt.Errorf("write CSV: %w", err)
-	}
-	for _, p := range products {
-		for i := range p.Flows {
-			f := &p.Flows[i]
-			ports := ""
-			if len(f.Ports) > 0 {
-				ports = portsText(f.Ports, " ")
-			}
-			rec := []string{f.Product, f.ID, f.Source, f.Destination, f.Hostname, string(f.Protocol), ports,
-				f.Purpose, string(f.Required), f.Condition, strings.Join(f.Footnotes, "\n"), f.Section, f.App,
-				strings.Join(f.Revisions, " "), f.Note, strconv.FormatBool(f.Configurable)}
-			if err := cw.Write(rec); err != nil {
-				return fmt.Errorf("write CSV: %w", err)
-			}
-		}
-	}
-	cw.Flush()
-	if err := cw.Error(); err != nil {
-		return fmt.Errorf("write CSV: %w", err)
-	}
-	return nil
-}
-
-// mdCell escapes text for a Markdown table cell.
-func mdCell(s string) string {
-	s = strings.ReplaceAll(s, `\`, `\\`)
-	s = strings.ReplaceAll(s, "|", `\|`)
-	return strings.ReplaceAll(s, "\n", " ")
-}
-
-func writeCatalogMarkdown(w io.Writer, products []*probe.Product) error {
-	var b strings.Builder
-	for i, p := range products {
-		if i > 0 {
-			b.WriteString("\n")
-		}
-		fmt.Fprintf(&b, "## %s (`%s`)\n\nDocuments:", mdCell(p.Title), p.Name)
-		for _, d := range p.Documents {
-			fmt.Fprintf(&b, " `%s` %s;", d.ID, mdCell(d.File))
-		}
-		b.WriteString("\n")
-		names, bySection := sections(p)
-		for _, s := range names {
-			fmt.Fprintf(&b, "\n### %s\n\n", mdCell(s))
-			b.WriteString("| ID | Source | Destination | Protocol | Ports | Required | Purpose | Details |\n")
-			b.WriteString("|---|---|---|---|---|---|---|---|\n")
-			for _, f := range bySection[s] {
-				dst := f.Destination
-				if dst == "" {
-					dst = "`" + f.Hostname + "`"
-				}
-				var details []string
-				if len(p.Documents) > 1 {
-					details = append(details, "Revisions: "+strings.Join(f.Revisions, ", "))
-				}
-				if f.Condition != "" {
-					details = append(details, "When: "+mdCell(f.Condition))
-				}
-				if f.Configurable {
-					details = append(details, "Configurable port")
-				}
-				for _, fn := range f.Footnotes {
-					details = append(details, "Footnote "+mdCell(fn))
-				}
-				if f.Note != "" {
-					details = append(details, "Note: "+mdCell(f.Note))
-				}
-				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", f.ID, f.Source, dst, f.Protocol,
-					portsText(f.Ports, ", "), f.Required, mdCell(f.Purpose), strings.Join(details, "<br>"))
-			}
-		}
-	}
-	if _, err := io.WriteString(w, b.String()); err != nil {
-		return fmt.Errorf("write Markdown: %w", err)
-	}
-	return nil
+	return exitOK
 }

@@ -119,6 +119,24 @@ func TestCheckOptionalFlowsFailTheRunOnlyWhenAsked(t *testing.T) {
 	}
 }
 
+// junitSuites reads the JUnit fields a CI system relies on.
+type junitSuites struct {
+	Tests    int `xml:"tests,attr"`
+	Failures int `xml:"failures,attr"`
+	Suites   []struct {
+		Cases []junitCase `xml:"testcase"`
+	} `xml:"testsuite"`
+}
+
+type junitCase struct {
+	Name      string `xml:"name,attr"`
+	Classname string `xml:"classname,attr"`
+	Failure   *struct {
+		Type string `xml:"type,attr"`
+		Text string `xml:",chardata"`
+	} `xml:"failure"`
+}
+
 func TestCheckJUnit(t *testing.T) {
 	site, _, _ := checkSite(t, true)
 	file := filepath.Join(t.TempDir(), "junit.xml")

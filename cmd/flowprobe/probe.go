@@ -2,19 +2,16 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"maps"
 	"net"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/flowprobe/flowprobe/checks"
 	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/report"
 )
 
 // probeArgs are the arguments and flags of `flowprobe probe`.
@@ -53,14 +50,13 @@ func runProbe(ctx context.Context, c *cli, a *probeArgs) int {
 	}
 	r := checks.Check(ctx, t)
 	if a.output == "json" {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(probe.NewReport(t, r)); err != nil {
-			fmt.Fprintf(c.stderr, "flowprobe probe: %v\n", err)
-			return exitFailed
-		}
+		err = report.WriteResultJSON(c.stdout, t, r)
 	} else {
-		writeProbeText(c.stdout, t, r)
+		err = report.WriteResultText(c.stdout, t, r)
+	}
+	if err != nil {
+		fmt.Fprintf(c.stderr, "flowprobe probe: %v\n", err)
+		return exitFailed
 	}
 	if !r.Success {
 		return exitFailed
@@ -136,57 +132,4 @@ func probeTarget(a *probeArgs) (probe.Target, error) {
 func isIPv6(s string) bool {
 	a, err := netip.ParseAddr(s)
 	return err == nil && a.Is6()
-}
-
-// writeProbeText prints a result for a person: verdict, outcome, timing,
-// details, the error and what the outcome usually means.
-func writeProbeText(w io.Writer, t probe.Target, r probe.Result) {
-	mark := "✓"
-	if !r.Success {
-		mark = "✗"
-	}
-	fmt.Fprintf(w, "%s %s %s: %s in %s", mark, t.Check, t.Address(), r.Outcome, fmtDuration(r.Duration))
-	if t.Expect == probe.ExpectDeny {
-		if r.Success {
-			fmt.Fprint(w, " (blocked, as expected)")
-		} else {
-			fmt.Fprint(w, " (expected to be blocked)")
-		}
-	}
-	fmt.Fprintln(w)
-	var phases []string
-	for p, d := range r.Phases {
-		if d > 0 {
-			phases = append(phases, probe.Phase(p).String()+" "+fmtDuration(d))
-		}
-	}
-	if len(phases) > 0 {
-		fmt.Fprintf(w, "  phases:  %s\n", strings.Join(phases, ", "))
-	}
-	for _, k := range slices.Sorted(maps.Keys(r.Details)) {
-		fmt.Fprintf(w, "  %s: %s\n", k, r.Details[k])
-	}
-	for _, k := range slices.Sorted(maps.Keys(r.Values)) {
-		v := r.Values[k]
-		if strings.HasSuffix(k, "_timestamp_seconds") {
-			fmt.Fprintf(w, "  %s: %s\n", k, time.Unix(int64(v), 0).UTC().Format(time.RFC3339))
-			continue
-		}
-		fmt.Fprintf(w, "  %s: %g\n", k, v)
-	}
-	if r.Err != nil {
-		fmt.Fprintf(w, "  error:   %v\n", r.Err)
-	}
-	fmt.Fprintf(w, "  hint:    %s: %s\n", r.Outcome, r.Outcome.Meaning())
-}
-
-// fmtDuration rounds for reading: 1.234ms, 12.3ms, 1.5s.
-func fmtDuration(d time.Duration) string {
-	switch {
-	case d < time.Millisecond:
-		return d.Round(time.Microsecond).String()
-	case d < time.Second:
-		return d.Round(10 * time.Microsecond).String()
-	}
-	return d.Round(time.Millisecond).String()
 }

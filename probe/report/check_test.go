@@ -1,0 +1,111 @@
+package report
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/flowprobe/flowprobe/probe"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// fixture is a run of five targets over two products and three
+// destinations: a pass, an optional failure with a reason and a detail, a
+// deny flow that was blocked, a refusal, and a responder's answer; and two
+// flows not checked.
+func fixture() (*probe.Catalog, *probe.PlanResult, []probe.Result) {
+	cat := &probe.Catalog{Products: []*probe.Product{{Name: "sios-lifekeeper", Title: "SIOS LifeKeeper for Linux"}}}
+	targets := []probe.Target{
+		{ID: "a", Product: "sios-lifekeeper", Flow: "comm-path", Source: "node", Destination: "node", Host: "192.0.2.42", Port: 7365, Protocol: probe.TCP, Check: "tcp", Required: probe.Conditional},
+		{ID: "b", Product: "sios-lifekeeper", Flow: "web-gui", Source: "web-client", Destination: "node", Host: "192.0.2.42", Port: 778, Protocol: probe.TCP, Check: "http", Required: probe.Optional},
+		{ID: "c", Product: "sios-lifekeeper", Flow: "lkping", Source: "node", Destination: "node", Host: "192.0.2.42", Protocol: probe.ICMP, Check: "icmp", Expect: probe.ExpectDeny, Required: probe.Conditional},
+		{ID: "d", Product: "other", Flow: "tls-api", Source: "api-client", Destination: "api", Host: "2001:db8::1", Port: 443, Protocol: probe.TCP, Check: "tls", Required: probe.Required},
+		{ID: "e", Product: "sios-lifekeeper", Flow: "resp", Source: "node", Destination: "app", Host: "192.0.2.43", Port: 9, Protocol: probe.UDP, Check: "udp", Required: probe.Required},
+	}
+	start := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	results := []probe.Result{
+		{Outcome: probe.OutcomeOK, Success: true, Start: start, Duration: 1500 * time.Microsecond},
+		{Outcome: probe.OutcomeProtocolError, Start: start, Duration: 2 * time.Second, Err: errors.New("http: got `HTTP/1.0` status 500"), Details: map[string]string{probe.DetailReason: "status 500", "banner": "nginx"}, Values: map[string]float64{"tls_cert_not_after_timestamp_seconds": 1.7e9, "rtt_seconds": 0.25}, Phases: [probe.NumPhases]time.Duration{probe.PhaseConnect: time.Millisecond}},
+		{Outcome: probe.OutcomeTimeout, Success: true, Start: start, Duration: 3 * time.Second},
+		{Outcome: probe.OutcomeRefused, Start: start, Duration: 250 * time.Microsecond, Err: errors.New("dial tcp [2001:db8::1]:443: connect: connection refused")},
+		{Outcome: probe.OutcomeOK, Success: true, Start: start, Duration: 12 * time.Millisecond, Details: map[string]string{probe.DetailResponder: "true"}},
+	}
+	skipped := []probe.Skip{
+		{Product: "sios-lifekeeper", Flow: "comm-path", Source: "node", Destination: "node", Host: "192.0.2.41", Code: probe.SkipOwnHost, Reason: "192.0.2.41 is one of self_addresses"},
+		{Product: "sios-lifekeeper", Flow: "data-replication", Source: "node", Destination: "node", Port: "10001-65535", Code: "range_rest", Reason: "only the first port 10001 of the range is checked (ranges: first)"},
+	}
+	return cat, &probe.PlanResult{Targets: targets, Skipped: skipped}, results
+}
+
+// golden compares got with testdata/name.golden.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s:\n%s\nwant:\n%s", name, got, want)
+	}
+}
+
+// Every format of the check report, with and without --fail-optional,
+// byte for byte.
+func TestCheckGolden(t *testing.T) {
+	cat, plan, results := fixture()
+	for _, failOptional := range []bool{false, true} {
+		rep := NewCheck(cat, plan, results, failOptional)
+		for _, format := range []string{"text", "json", "markdown", "junit"} {
+			var b bytes.Buffer
+			if err := rep.Write(&b, format); err != nil {
+				t.Fatal(err)
+			}
+			name := "check-" + format
+			if failOptional {
+				name += "-failopt"
+			}
+			golden(t, name, b.Bytes())
+		}
+	}
+	if err := NewCheck(cat, plan, results, false).Write(&bytes.Buffer{}, "yaml"); err == nil {
+		t.Error("an unknown format is no error")
+	}
+}
+
+func TestCheckSummaryAndVerdict(t *testing.T) {
+	cat, plan, results := fixture()
+	rep := NewCheck(cat, plan, results, false)
+	if got, want := rep.Summary(), "3 passed, 2 failed, 2 skipped (1 of the failures are optional flows and do not fail the run)"; got != want {
+		t.Errorf("summary %q, want %q", got, want)
+	}
+	if !rep.Failed() {
+		t.Error("a refused required flow does not fail the run")
+	}
+	plan.Targets, results = plan.Targets[:3], results[:3]
+	if NewCheck(cat, plan, results, false).Failed() || !NewCheck(cat, plan, results, true).Failed() {
+		t.Error("an optional failure must fail the run only with failOptional")
+	}
+}
+
+// The text of `flowprobe probe`, byte for byte.
+func TestResultTextGolden(t *testing.T) {
+	_, plan, results := fixture()
+	for i, tg := range plan.Targets {
+		var b bytes.Buffer
+		if err := WriteResultText(&b, tg, results[i]); err != nil {
+			t.Fatal(err)
+		}
+		golden(t, "probe-text-"+tg.ID, b.Bytes())
+	}
+}
