@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/report"
 )
 
 //go:embed templates/status.html
@@ -105,11 +106,11 @@ func (e *Exporter) Handler(o HandlerOptions) http.Handler {
 	return mux
 }
 
-// Result is one item of /api/v1/results: the probe.Report of the latest
+// Result is one item of /api/v1/results: the report.Result of the latest
 // run (whose success is that run's own verdict) plus the debounced verdict
 // that flowprobe_check_success exports.
 type Result struct {
-	probe.Report
+	report.Result
 	Up                  bool `json:"up"`
 	ConsecutiveFailures int  `json:"consecutive_failures"`
 }
@@ -120,7 +121,7 @@ func (e *Exporter) results() []Result {
 	out := make([]Result, 0, len(snap))
 	for _, en := range snap {
 		if en.HasResult {
-			out = append(out, Result{Report: probe.NewReport(en.Target, en.Result), Up: en.Up, ConsecutiveFailures: en.ConsecutiveFailures})
+			out = append(out, Result{Result: report.NewResult(en.Target, en.Result), Up: en.Up, ConsecutiveFailures: en.ConsecutiveFailures})
 		}
 	}
 	return out

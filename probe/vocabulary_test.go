@@ -108,9 +108,7 @@ func TestRunJudgesAndTimes(t *testing.T) {
 	if !deadline || r.Outcome != OutcomeTimeout || !r.Success || r.Start.IsZero() || r.Duration <= 0 {
 		t.Errorf("result %+v (deadline set: %v)", r, deadline)
 	}
-	rep := NewReport(Target{Host: "192.0.2.1", Port: 22, Check: "ssh"}, r)
-	if rep.Target != "192.0.2.1:22" || rep.Phases["connect"] != 0.001 || len(rep.Phases) != 1 ||
-		rep.Details == nil || !errors.Is(r.Err, context.DeadlineExceeded) || rep.Error != r.Err.Error() {
-		t.Errorf("report %+v", rep)
+	if !errors.Is(r.Err, context.DeadlineExceeded) {
+		t.Errorf("error %v, want the deadline", r.Err)
 	}
 }

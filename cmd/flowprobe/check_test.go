@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/report"
 )
 
 // checkSite writes a site config whose own flows go to an open and a
@@ -192,7 +193,7 @@ func TestCheckFromFlagsAlone(t *testing.T) {
 	// ICMP to loopback needs no listener; only lkping is selected.
 	code := run([]string{"check", "--product", "sios-lifekeeper", "--self", "node", "--host", "node=127.0.0.1",
 		"--flow", "lkping", "--timeout", "2s", "--output", "json"}, &stdout, &stderr)
-	var reps []probe.Report
+	var reps []report.Result
 	if err := json.Unmarshal(stdout.Bytes(), &reps); err != nil {
 		t.Fatalf("%v\n%s%s", err, stdout.String(), stderr.String())
 	}
@@ -231,7 +232,7 @@ func TestCheckSelectsFlowsOfAConfig(t *testing.T) {
 	if code := run([]string{"check", "--config.file", site, "--flow", "app-open", "--output", "json"}, &stdout, &stderr); code != exitOK {
 		t.Fatalf("exit %d, want 0: only the open flow is selected\n%s", code, stderr.String())
 	}
-	var reps []probe.Report
+	var reps []report.Result
 	if err := json.Unmarshal(stdout.Bytes(), &reps); err != nil || len(reps) != 1 || reps[0].Flow != "app-open" {
 		t.Fatalf("reports %+v, err %v", reps, err)
 	}

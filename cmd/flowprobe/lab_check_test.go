@@ -19,6 +19,7 @@ import (
 
 	"github.com/flowprobe/flowprobe/deploy/testlab"
 	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/report"
 )
 
 // flowprobeBin is the flowprobe binary the lab tests run as a subprocess,
@@ -143,7 +144,7 @@ products:
 
 // jsonReports parses `check --output json`, checks that every object
 // carries the fields other tools read, and indexes the reports by flow.
-func jsonReports(t *testing.T, stdout string) map[string]probe.Report {
+func jsonReports(t *testing.T, stdout string) map[string]report.Result {
 	t.Helper()
 	var raw []map[string]any
 	if err := json.Unmarshal([]byte(stdout), &raw); err != nil {
@@ -163,11 +164,11 @@ func jsonReports(t *testing.T, stdout string) map[string]probe.Report {
 			t.Errorf("report of %v (%v): port present = %v", r["flow"], r["protocol"], ok)
 		}
 	}
-	var reps []probe.Report
+	var reps []report.Result
 	if err := json.Unmarshal([]byte(stdout), &reps); err != nil {
 		t.Fatal(err)
 	}
-	byFlow := map[string]probe.Report{}
+	byFlow := map[string]report.Result{}
 	for _, r := range reps {
 		if _, dup := byFlow[r.Flow]; dup {
 			t.Errorf("flow %s reported twice", r.Flow)
@@ -179,7 +180,7 @@ func jsonReports(t *testing.T, stdout string) map[string]probe.Report {
 
 // wantLabReports checks every lab flow's report: what was checked, and
 // the outcome (ok unless failing names another).
-func wantLabReports(t *testing.T, byFlow map[string]probe.Report, failing map[string]probe.Outcome) {
+func wantLabReports(t *testing.T, byFlow map[string]report.Result, failing map[string]probe.Outcome) {
 	t.Helper()
 	if len(byFlow) != len(labFlows) {
 		t.Errorf("%d reports, want %d", len(byFlow), len(labFlows))
@@ -460,7 +461,7 @@ func forwardDrop(t *testing.T, proto string, port int) {
 
 // checkResponder runs the appliance's check of the CMM's SLP flows and its
 // secure command port against the responder.
-func checkResponder(t *testing.T) (map[string]probe.Report, string, int) {
+func checkResponder(t *testing.T) (map[string]report.Result, string, int) {
 	t.Helper()
 	stdout, stderr, code := runFlowprobe(t, "check", "--product", respProduct, "--self", respSelf,
 		"--host", respRole+"="+testlab.PeerAddr, "--responder", respRole,

@@ -33,6 +33,7 @@ import (
 
 	"github.com/flowprobe/flowprobe/deploy/testlab"
 	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/report"
 )
 
 // These tests run `flowprobe serve` in-process against the lab of real
@@ -980,7 +981,7 @@ func TestLabStatusPageInChromium(t *testing.T) {
 			return false, err.Error()
 		}
 		defer resp.Body.Close()
-		var rs []probe.Report
+		var rs []report.Result
 		if err := json.NewDecoder(resp.Body).Decode(&rs); err != nil {
 			return false, err.Error()
 		}

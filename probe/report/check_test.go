@@ -109,3 +109,15 @@ func TestResultTextGolden(t *testing.T) {
 		golden(t, "probe-text-"+tg.ID, b.Bytes())
 	}
 }
+
+// The JSON form of a result names the address, keeps only the phases that
+// ran, and never has null details.
+func TestNewResult(t *testing.T) {
+	r := probe.Result{Outcome: probe.OutcomeTimeout, Success: true, Err: errors.New("i/o timeout"),
+		Phases: [probe.NumPhases]time.Duration{probe.PhaseConnect: time.Millisecond}}
+	rep := NewResult(probe.Target{Host: "192.0.2.1", Port: 22, Check: "ssh"}, r)
+	if rep.Target != "192.0.2.1:22" || rep.Phases["connect"] != 0.001 || len(rep.Phases) != 1 ||
+		rep.Details == nil || rep.Error != "i/o timeout" || rep.Outcome != probe.OutcomeTimeout || !rep.Success {
+		t.Errorf("report %+v", rep)
+	}
+}
