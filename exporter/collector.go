@@ -121,8 +121,8 @@ type descSet struct {
 	constLabels prometheus.Labels
 	constPairs  []*dto.LabelPair // constLabels sorted by name
 
-	success, outcome, duration, phase, runs, failures, lastRun, consecFailures *prometheus.Desc
-	reloadOK, reloadTime, lag, inFlight, targets                               *prometheus.Desc
+	success, expectDeny, outcome, duration, phase, runs, failures, lastRun, consecFailures *prometheus.Desc
+	reloadOK, reloadTime, lag, inFlight, targets                                           *prometheus.Desc
 
 	valuesMu sync.Mutex
 	values   map[string]*prometheus.Desc
@@ -138,6 +138,7 @@ func newDescSet(constLabels prometheus.Labels) *descSet {
 		constLabels:    constLabels,
 		constPairs:     sortedConstPairs(constLabels),
 		success:        per("check_success", "1 if the flow passes (judged against its expectation, after the failure threshold), else 0."),
+		expectDeny:     per("check_expect_deny", "1 if the flow must be blocked (expect: deny), else 0."),
 		outcome:        per("check_outcome", "Outcome of the latest run, one-hot over every outcome (not debounced).", "outcome"),
 		duration:       per("check_duration_seconds", "Duration of the latest run in seconds."),
 		phase:          per("check_phase_duration_seconds", "Duration of each phase of the latest run that went through it, in seconds.", "phase"),
@@ -201,6 +202,7 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	for _, rw := range rows {
 		en, r, lp := rw.e, &rw.e.Result, rw.labels.pairs
 		w.gauge(d.success, b2f(en.Up), lp)
+		w.gauge(d.expectDeny, b2f(en.Target.Expect == probe.ExpectDeny), lp)
 		w.gauge(d.duration, r.Duration.Seconds(), lp)
 		w.counter(d.runs, float64(en.Runs), lp)
 		w.gauge(d.lastRun, unixSeconds(r.Start), lp)

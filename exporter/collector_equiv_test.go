@@ -48,6 +48,7 @@ func (c referenceCollector) Collect(ch chan<- prometheus.Metric) {
 		lv := []string{t.Product, t.Flow, t.Source, t.Destination, t.Address(), string(t.Protocol), port, t.Check}
 		with := func(extra string) []string { return append(slices.Clone(lv), extra) }
 		gauge(d.success, b2f(en.Up), lv...)
+		gauge(d.expectDeny, b2f(t.Expect == probe.ExpectDeny), lv...)
 		for _, o := range probe.Outcomes() {
 			gauge(d.outcome, b2f(r.Outcome == o), with(o.String())...)
 			counter(d.failures, float64(en.Failures[o]), with(o.String())...)
@@ -156,6 +157,9 @@ func variedTargets(n int, rng *rand.Rand) []probe.Target {
 		if rng.IntN(5) == 0 {
 			t.Protocol, t.Port, t.Check = probe.ICMP, 0, "icmp"
 		}
+		if rng.IntN(4) == 0 {
+			t.Expect = probe.ExpectDeny
+		}
 		t.ID = probe.MakeID(t.Product, t.Flow, t.Host, t.Port, t.Protocol, t.Check)
 		if !seen[t.ID] {
 			seen[t.ID] = true
@@ -208,7 +212,7 @@ func seriesPerTarget(e *Exporter) int {
 		if !en.HasResult {
 			continue
 		}
-		n += 5 + 2*len(probe.Outcomes())
+		n += 6 + 2*len(probe.Outcomes())
 		for _, d := range en.Result.Phases {
 			if d > 0 {
 				n++

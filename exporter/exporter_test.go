@@ -82,6 +82,9 @@ flowprobe_check_consecutive_failures{` + labels + `} 1
 # HELP flowprobe_check_duration_seconds Duration of the latest run in seconds.
 # TYPE flowprobe_check_duration_seconds gauge
 flowprobe_check_duration_seconds{` + labels + `} 0.012
+# HELP flowprobe_check_expect_deny 1 if the flow must be blocked (expect: deny), else 0.
+# TYPE flowprobe_check_expect_deny gauge
+flowprobe_check_expect_deny{` + labels + `} 0
 # HELP flowprobe_check_failures_total Failed runs (verdict false) of the check since the target was configured, by outcome.
 # TYPE flowprobe_check_failures_total counter
 flowprobe_check_failures_total{` + before + `outcome="auth_error",` + after + `} 0
@@ -329,5 +332,26 @@ func TestResultsAPIAndStatusPage(t *testing.T) {
 	}
 	if !strings.Contains(metrics, "flowprobe_check_success{") {
 		t.Errorf("/metrics lacks flowprobe_check_success:\n%s", metrics)
+	}
+}
+
+// A flow that must be blocked says so in flowprobe_check_expect_deny, so
+// that an alert can tell a deny violation (an open path) from a failure.
+func TestDenyFlowExportsItsExpectation(t *testing.T) {
+	e := New(Options{})
+	s := e.Store()
+	deny, allow := icmpTarget(), ldapTarget()
+	deny.Expect = probe.ExpectDeny
+	s.SetTargets([]probe.Target{deny, allow})
+	s.Record(Record{Target: deny, Result: okResult(), Up: false, ConsecutiveFailures: 1})
+	s.Record(Record{Target: allow, Result: okResult(), Up: true})
+	expected := `
+# HELP flowprobe_check_expect_deny 1 if the flow must be blocked (expect: deny), else 0.
+# TYPE flowprobe_check_expect_deny gauge
+flowprobe_check_expect_deny{check="icmp",destination="node",flow="ping",port="",product="sios-lifekeeper",protocol="icmp",source="node",target="192.0.2.7"} 1
+flowprobe_check_expect_deny{check="ldap",destination="directory",flow="ldap",port="636",product="sios-lifekeeper",protocol="tcp",source="node",target="dc1.example.org:636"} 0
+`
+	if err := testutil.CollectAndCompare(e, strings.NewReader(expected), "flowprobe_check_expect_deny"); err != nil {
+		t.Fatal(err)
 	}
 }
