@@ -58,20 +58,31 @@ func alertRules(t *testing.T) []ruleGroup {
 	return f.Groups
 }
 
-// The alerts the issue of record asks for, by name.
+// The alerts flowprobe ships, by name.
 var wantAlerts = []string{
-	"FlowprobeAuthFailure", "FlowprobeCheckNotRun", "FlowprobeConfigReloadFailed", "FlowprobeDown",
-	"FlowprobeFlowBlocked", "FlowprobeFlowRefused", "FlowprobeNTPOffsetTooLarge",
-	"FlowprobeNTPServerUnsynchronised", "FlowprobeTLSCertificateExpiring", "FlowprobeTLSError",
+	"FlowprobeAuthFailure", "FlowprobeCheckNotRun", "FlowprobeConfigReloadFailed", "FlowprobeDNSError",
+	"FlowprobeDenyViolated", "FlowprobeDown", "FlowprobeFlowBlocked", "FlowprobeFlowFailing",
+	"FlowprobeFlowRefused", "FlowprobeLocalError", "FlowprobeNTPOffsetTooLarge",
+	"FlowprobeNTPServerUnsynchronised", "FlowprobeServiceFailing", "FlowprobeTLSCertificateExpiring",
+	"FlowprobeTLSError", "FlowprobeUDPNoResponse",
 }
+
+// The teams an alert may be routed to, and the severities.
+var (
+	alertTeams      = []string{"dns", "flowprobe", "network", "service"}
+	alertSeverities = []string{"critical", "warning"}
+)
 
 func TestAlertRulesNameEveryFlowLabel(t *testing.T) {
 	var names []string
 	for _, g := range alertRules(t) {
 		for _, r := range g.Rules {
 			names = append(names, r.Alert)
-			if r.Annotations["summary"] == "" || r.Annotations["runbook"] == "" {
-				t.Errorf("%s: needs a summary and a runbook hint", r.Alert)
+			if r.Annotations["summary"] == "" || r.Annotations["description"] == "" || r.Annotations["runbook"] == "" {
+				t.Errorf("%s: needs a summary, a description and a runbook hint", r.Alert)
+			}
+			if !slices.Contains(alertTeams, r.Labels["team"]) || !slices.Contains(alertSeverities, r.Labels["severity"]) || len(r.Labels) != 2 {
+				t.Errorf("%s: labels %v, want exactly team (one of %v) and severity (one of %v)", r.Alert, r.Labels, alertTeams, alertSeverities)
 			}
 			if !strings.HasPrefix(r.Expr, "flowprobe_") && !strings.Contains(r.Expr, "(flowprobe_") &&
 				!strings.Contains(r.Expr, "time() - flowprobe_") && !strings.Contains(r.Expr, "abs(flowprobe_") &&
@@ -91,6 +102,83 @@ func TestAlertRulesNameEveryFlowLabel(t *testing.T) {
 	slices.Sort(names)
 	if !slices.Equal(names, wantAlerts) {
 		t.Errorf("alerts = %v, want %v", names, wantAlerts)
+	}
+}
+
+// The outcome vocabulary of DESIGN.md: probe's outcomes and the ones the
+// alert rules already know.
+func outcomeVocabulary() []string {
+	v := []string{"service_timeout", "local_error"}
+	for _, o := range probe.Outcomes() {
+		if !slices.Contains(v, o.String()) {
+			v = append(v, o.String())
+		}
+	}
+	slices.Sort(v)
+	return v
+}
+
+// Every failing outcome has a rule of its own, and the catch-all
+// FlowprobeFlowFailing stands aside for exactly those outcomes: a flow that
+// fails with one outcome fires that outcome's rule, and never the catch-all
+// as well. A flow that must be blocked and is open fires the deny rule, the
+// one critical flow alert.
+func TestAlertRulesCoverEveryOutcomeOnce(t *testing.T) {
+	rules := map[string]rule{}
+	for _, g := range alertRules(t) {
+		for _, r := range g.Rules {
+			rules[r.Alert] = r
+		}
+	}
+	selector := regexp.MustCompile(`flowprobe_check_outcome\{([^}]*)\}`)
+	outcomeRE := regexp.MustCompile(`outcome=~?"([^"]+)"`)
+	covered := map[string][]string{}
+	for name, r := range rules {
+		if name == "FlowprobeFlowFailing" || name == "FlowprobeDenyViolated" {
+			continue
+		}
+		// The outcomes a rule fires for are those of its first selector.
+		m := selector.FindStringSubmatch(r.Expr)
+		if m == nil || !strings.HasPrefix(strings.TrimLeft(r.Expr, "( "), m[0]) && name != "FlowprobeNTPServerUnsynchronised" {
+			continue
+		}
+		for o := range strings.SplitSeq(outcomeRE.FindStringSubmatch(m[1])[1], "|") {
+			covered[o] = append(covered[o], name)
+		}
+	}
+	var failing []string
+	for _, o := range outcomeVocabulary() {
+		if o == "ok" {
+			continue
+		}
+		failing = append(failing, o)
+		if len(covered[o]) == 0 {
+			t.Errorf("no alert rule fires for outcome %s", o)
+		}
+	}
+	catchAll := rules["FlowprobeFlowFailing"].Expr
+	if !strings.HasPrefix(catchAll, "(flowprobe_check_success == 0)") {
+		t.Errorf("FlowprobeFlowFailing does not start from every failing flow: %s", catchAll)
+	}
+	m := regexp.MustCompile(`min_over_time\(flowprobe_check_outcome\{outcome=~"([^"]+)"\}`).FindStringSubmatch(catchAll)
+	if m == nil {
+		t.Fatalf("FlowprobeFlowFailing does not leave out the outcomes the other rules cover: %s", catchAll)
+	}
+	standsAside := strings.Split(m[1], "|")
+	slices.Sort(standsAside)
+	if !slices.Equal(standsAside, failing) {
+		t.Errorf("FlowprobeFlowFailing stands aside for %v, want every failing outcome %v", standsAside, failing)
+	}
+	deny := rules["FlowprobeDenyViolated"]
+	if deny.Labels["severity"] != "critical" || rules["FlowprobeFlowBlocked"].Labels["severity"] == "critical" {
+		t.Errorf("a deny violation (%s) must rank above a blocked flow (%s)", deny.Labels["severity"], rules["FlowprobeFlowBlocked"].Labels["severity"])
+	}
+	for name, r := range rules {
+		if covers := slices.ContainsFunc([]string{"FlowprobeFlowBlocked", "FlowprobeFlowRefused", "FlowprobeUDPNoResponse",
+			"FlowprobeServiceFailing", "FlowprobeAuthFailure", "FlowprobeTLSError"}, func(n string) bool { return n == name }); covers &&
+			!strings.Contains(r.Expr, "unless ignoring(outcome) (flowprobe_check_expect_deny == 1)") {
+			t.Errorf("%s also fires for flows that must be blocked, next to FlowprobeDenyViolated", name)
+		}
 	}
 }
 
@@ -115,7 +203,12 @@ func TestPrometheusRuleCarriesAlertsYML(t *testing.T) {
 	}
 }
 
-func TestGrafanaAlertsUseTheSameQueries(t *testing.T) {
+// grafanaRules reads the Grafana-managed alert rules, checks the parts that
+// are Grafana's own (query A on the "prometheus" data source, condition B,
+// "no data" is OK, unique uids), and returns them in the form of
+// alerts.yml: title as alert, query A as expr, $values.A.Value as $value.
+func grafanaRules(t *testing.T) []ruleGroup {
+	t.Helper()
 	var f struct {
 		APIVersion int `yaml:"apiVersion"`
 		Groups     []struct {
@@ -143,38 +236,65 @@ func TestGrafanaAlertsUseTheSameQueries(t *testing.T) {
 		} `yaml:"groups"`
 	}
 	readYAML(t, "grafana/alerting/flowprobe-alerts.yaml", &f)
-	want := map[string]rule{}
-	for _, g := range alertRules(t) {
-		for _, r := range g.Rules {
-			want[r.Alert] = r
-		}
-	}
-	seen := 0
+	value := strings.NewReplacer("{{ humanizeDuration $values.A.Value }}", "{{ $value | humanizeDuration }}", "$values.A.Value", "$value")
+	uids := map[string]bool{}
+	var out []ruleGroup
 	for _, g := range f.Groups {
+		pg := ruleGroup{Name: g.Name}
 		for _, r := range g.Rules {
-			w, ok := want[r.Title]
-			if !ok {
-				t.Errorf("grafana rule %s is not in alerts.yml", r.Title)
+			if uids[r.UID] || r.UID == "" {
+				t.Errorf("%s: uid %q is empty or used twice", r.Title, r.UID)
+			}
+			uids[r.UID] = true
+			if len(r.Data) != 2 || r.Data[0].RefID != "A" || r.Condition != "B" || r.Data[1].Model["expression"] != "is_number($A)" {
+				t.Errorf("%s: want query A and condition B = is_number($A)", r.Title)
 				continue
 			}
-			seen++
-			if len(r.Data) != 2 || r.Data[0].RefID != "A" || r.Condition != "B" {
-				t.Errorf("%s: want query A and condition B", r.Title)
-				continue
+			if r.Data[0].DatasourceUID != "prometheus" || r.NoDataState != "OK" || r.IsPaused {
+				t.Errorf("%s: datasource %q noDataState %q paused %v", r.Title, r.Data[0].DatasourceUID, r.NoDataState, r.IsPaused)
 			}
-			if got := strings.TrimSpace(r.Data[0].Model["expr"].(string)); got != strings.TrimSpace(w.Expr) {
-				t.Errorf("%s: expr %q, want %q", r.Title, got, w.Expr)
+			expr, _ := r.Data[0].Model["expr"].(string)
+			pr := rule{Alert: r.Title, Expr: strings.TrimSpace(expr), For: r.For, Labels: r.Labels, Annotations: map[string]string{}}
+			for k, v := range r.Annotations {
+				pr.Annotations[k] = value.Replace(v)
 			}
-			if r.Data[0].DatasourceUID != "prometheus" || r.NoDataState != "OK" {
-				t.Errorf("%s: datasource %q noDataState %q", r.Title, r.Data[0].DatasourceUID, r.NoDataState)
-			}
-			if r.For != w.For || !reflect.DeepEqual(r.Labels, w.Labels) {
-				t.Errorf("%s: for/labels differ from alerts.yml", r.Title)
-			}
+			pg.Rules = append(pg.Rules, pr)
+		}
+		out = append(out, pg)
+	}
+	return out
+}
+
+// The Grafana copy has the same groups, rules, queries, `for`, labels and
+// annotations as alerts.yml, in the same order.
+func TestGrafanaAlertsUseTheSameQueries(t *testing.T) {
+	want := alertRules(t)
+	for i := range want {
+		for j := range want[i].Rules {
+			want[i].Rules[j].Expr = strings.TrimSpace(want[i].Rules[j].Expr)
 		}
 	}
-	if seen != len(want) {
-		t.Errorf("grafana has %d of the %d alerts", seen, len(want))
+	got := grafanaRules(t)
+	if !reflect.DeepEqual(got, want) {
+		for _, g := range got {
+			for _, r := range g.Rules {
+				found := false
+				for _, wg := range want {
+					for _, w := range wg.Rules {
+						if w.Alert == r.Alert {
+							found = true
+							if !reflect.DeepEqual(r, w) || g.Name != wg.Name {
+								t.Errorf("grafana %s/%s differs from alerts.yml %s/%s:\n%+v\n%+v", g.Name, r.Alert, wg.Name, w.Alert, r, w)
+							}
+						}
+					}
+				}
+				if !found {
+					t.Errorf("grafana rule %s is not in alerts.yml", r.Alert)
+				}
+			}
+		}
+		t.Error("grafana/alerting/flowprobe-alerts.yaml differs from prometheus/alerts.yml (groups, order or rules)")
 	}
 }
 

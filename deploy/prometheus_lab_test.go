@@ -15,15 +15,5 @@ func TestPromtoolRules(t *testing.T) {
 	if err != nil {
 		t.Fatal("promtool not found: deploy/testlab/lab.sh install provides it (package prometheus)")
 	}
-	for _, args := range [][]string{
-		{"check", "rules", "prometheus/alerts.yml"},
-		{"test", "rules", "prometheus/alerts_test.yml"},
-	} {
-		cmd := exec.Command(promtool, args...)
-		cmd.Dir = "."
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Errorf("promtool %v: %v\n%s", args, err, out)
-		}
-	}
+	runPromtool(t, promtool)
 }
