@@ -192,11 +192,15 @@ type promServer struct {
 	logs *syncBuffer
 }
 
+// promJob is one more scrape job of Prometheus: a flowprobe at addr.
+type promJob struct{ job, addr string }
+
 // startPrometheus runs /usr/bin/prometheus with a 1 s scrape and rule
 // evaluation interval and the rules of deploy/prometheus/alerts.yml: job
 // "flowprobe" scrapes flowprobeAddr, job "flowprobe-unscrapable" asks the
-// same address for a path that does not exist.
-func startPrometheus(t *testing.T, flowprobeAddr string) *promServer {
+// same address for a path that does not exist, and each of extra is a job
+// of its own.
+func startPrometheus(t *testing.T, flowprobeAddr string, extra ...promJob) *promServer {
 	t.Helper()
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
@@ -219,6 +223,9 @@ scrape_configs:
     metrics_path: /no-metrics-here
     static_configs: [{targets: [%q]}]
 `, rules, serveLabJob, flowprobeAddr, serveLabDeadJob, flowprobeAddr)
+	for _, j := range extra {
+		cfg += fmt.Sprintf("  - job_name: %s\n    static_configs: [{targets: [%q]}]\n", j.job, j.addr)
+	}
 	cfgFile := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -376,14 +383,81 @@ type labStack struct {
 	prom      *promServer
 }
 
-func startLabStack(t *testing.T) *labStack {
+// startLabStack starts the stack; each of extra is one more flowprobe
+// serving that site config, scraped as a job of its own (the site's name).
+func startLabStack(t *testing.T, extra ...verdictSite) *labStack {
 	t.Helper()
 	testlab.Require(t)
 	testlab.Firewall(t, "tcp", testlab.HTTPPort, testlab.Drop)
 	config, _ := writeServeLabSite(t)
 	base, _ := startLabServe(t, config)
-	s := &labStack{flowprobe: base, config: config, prom: startPrometheus(t, strings.TrimPrefix(base, "http://"))}
+	var jobs []promJob
+	for _, v := range extra {
+		b, _ := startLabServe(t, writeVerdictSite(t, v))
+		jobs = append(jobs, promJob{job: v.job, addr: strings.TrimPrefix(b, "http://")})
+	}
+	s := &labStack{flowprobe: base, config: config, prom: startPrometheus(t, strings.TrimPrefix(base, "http://"), jobs...)}
 	return s
+}
+
+// verdictSite is a flowprobe of its own with one flow whose verdict is not
+// its outcome alone: a flow that must be blocked, or a source address that
+// is not on this machine. It has a site config of its own because
+// source_address holds for a whole site.
+type verdictSite struct {
+	job           string // scrape job
+	flow          string
+	expect        probe.Expect
+	sourceAddress string
+	// outcome is the outcome the flow must get, by name: local_error is
+	// an outcome of the DESIGN's vocabulary that probe may not know yet.
+	outcome string
+}
+
+// verdictSites: the lab's HTTPS port is open, so a flow to it that must be
+// blocked is a deny violation; 192.0.2.1 (TEST-NET-1) is a source address
+// only, never a target: no local socket can bind it, so flowprobe cannot run
+// the check at all (local_error), which says nothing about the network.
+var verdictSites = []verdictSite{
+	{job: "flowprobe-deny", flow: "legacy-https", expect: probe.ExpectDeny, outcome: "ok"},
+	{job: "flowprobe-local", flow: "unbound-source", sourceAddress: "192.0.2.1", outcome: "local_error"},
+}
+
+// writeVerdictSite writes v's site config: one tcp flow from the lab's
+// monitor role to the lab server's HTTPS port.
+func writeVerdictSite(t *testing.T, v verdictSite) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("site: lab\n")
+	if v.sourceAddress != "" {
+		fmt.Fprintf(&b, "source_address: %s\n", v.sourceAddress)
+	}
+	fmt.Fprintf(&b, "products:\n  - name: %s\n    self: %s\n    interval: 2s\n    timeout: 1s\n    roles:\n      web: {hosts: [%s]}\n", serveLabProduct, serveLabSelf, testlab.ServerAddr)
+	fmt.Fprintf(&b, "    extra_flows:\n      - id: %s\n        source: %s\n        destination: web\n        protocol: tcp\n        check: tcp\n        ports: %d\n", v.flow, serveLabSelf, testlab.HTTPSPort)
+	if v.expect != "" {
+		fmt.Fprintf(&b, "        expect: %s\n", v.expect)
+	}
+	path := filepath.Join(t.TempDir(), v.job+".yml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// waitVerdicts waits until Prometheus holds the expected outcome and a
+// failed verdict of every verdict site's flow.
+func (s *labStack) waitVerdicts(t *testing.T) {
+	t.Helper()
+	for _, v := range verdictSites {
+		q := fmt.Sprintf(`flowprobe_check_outcome{job=%q,flow=%q} == 1 and ignoring(outcome) flowprobe_check_success == 0`, v.job, v.flow)
+		poll(t, serveLabWait, v.job+": "+v.flow+" fails with "+v.outcome, func() (bool, string) {
+			got, err := s.prom.query(q)
+			if err != nil || len(got) != 1 {
+				return false, fmt.Sprint(got, err)
+			}
+			return got[0].Metric["outcome"] == v.outcome, fmt.Sprint(got)
+		})
+	}
 }
 
 // waitScraped waits until Prometheus holds every flow's latest outcome as
@@ -493,7 +567,19 @@ type alertWant struct {
 // proves the expression evaluates and its metric has series of the real
 // shape. FlowprobeCheckNotRun fires only for a check stuck for 15 minutes;
 // the same applies.
+//
+// The flows of verdictSites fire FlowprobeDenyViolated and
+// FlowprobeLocalError. The lab has no flow failing with dns_error,
+// no_response, service_timeout or a non-NTP protocol_error, so those
+// rules only evaluate; the catch-all FlowprobeFlowFailing stays quiet
+// because every failing flow of the lab keeps its outcome.
 var serveLabAlerts = map[string]alertWant{
+	"FlowprobeDenyViolated":            {label: "flow", values: []string{"legacy-https"}},
+	"FlowprobeLocalError":              {label: "flow", values: []string{"unbound-source"}},
+	"FlowprobeDNSError":                {label: "flow", values: serveLabFlowIDs(), inner: "flowprobe_check_success"},
+	"FlowprobeUDPNoResponse":           {label: "flow", values: serveLabFlowIDs(), inner: "flowprobe_check_success"},
+	"FlowprobeServiceFailing":          {label: "flow", values: serveLabFlowIDs(), inner: "flowprobe_check_success"},
+	"FlowprobeFlowFailing":             {label: "flow", values: serveLabFlowIDs(), inner: "flowprobe_check_success"},
 	"FlowprobeFlowBlocked":             {label: "flow", values: []string{"web-http"}},
 	"FlowprobeFlowRefused":             {label: "flow", values: []string{"echo"}},
 	"FlowprobeAuthFailure":             {label: "flow", values: []string{"ldap-bind"}},
@@ -503,14 +589,17 @@ var serveLabAlerts = map[string]alertWant{
 	"FlowprobeConfigReloadFailed":      {label: "job", values: []string{serveLabJob}},
 	"FlowprobeDown":                    {label: "job", values: []string{serveLabDeadJob}},
 	"FlowprobeNTPOffsetTooLarge":       {label: "flow", values: []string{"ntp"}, inner: "flowprobe_ntp_offset_seconds"},
-	"FlowprobeCheckNotRun": {label: "flow", inner: "flowprobe_check_last_run_timestamp_seconds", values: func() []string {
-		var ids []string
-		for _, f := range serveLabFlows {
-			ids = append(ids, f.id)
-		}
-		slices.Sort(ids)
-		return ids
-	}()},
+	"FlowprobeCheckNotRun":             {label: "flow", values: serveLabFlowIDs(), inner: "flowprobe_check_last_run_timestamp_seconds"},
+}
+
+// serveLabFlowIDs lists the ids of serveLabFlows, sorted.
+func serveLabFlowIDs() []string {
+	var ids []string
+	for _, f := range serveLabFlows {
+		ids = append(ids, f.id)
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // labAlertsYML holds flowprobe's Prometheus alert rules.
@@ -583,13 +672,15 @@ func readLabYAML(t *testing.T, path string, v any) {
 // files in a real Prometheus against a real flowprobe whose lab site has a
 // blocked port, a closed port, a wrong LDAP password, an expired
 // certificate and an unsynchronised NTP server, after a reload with a bad
-// config and next to a scrape job that fails: each alert returns exactly
-// the series it is written for (the rules' `for` durations are Prometheus'
-// business and not waited for).
+// config and next to a scrape job that fails, and two more flowprobes: one
+// with an open flow that must be blocked, one whose source address is not
+// on this machine. Each alert returns exactly the series it is written for
+// (the rules' `for` durations are Prometheus' business and not waited for).
 func TestLabPrometheusAlertRules(t *testing.T) {
-	s := startLabStack(t)
+	s := startLabStack(t, verdictSites...)
 	exprs := labAlertExprs(t)
 	s.waitScraped(t)
+	s.waitVerdicts(t)
 
 	if err := os.WriteFile(s.config, []byte("site: lab\nproducts:\n  - nme: broken\n"), 0o600); err != nil {
 		t.Fatal(err)
