@@ -363,6 +363,63 @@ func TestDashboardHasTheViewsAndVariables(t *testing.T) {
 	}
 }
 
+// The panel of failures by outcome gives every outcome of the vocabulary a
+// colour of its own (ok counts the runs of a flow that must be blocked and
+// got through).
+func TestDashboardColoursEveryOutcome(t *testing.T) {
+	b, err := os.ReadFile("grafana/flowprobe.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Title       string `json:"title"`
+			FieldConfig struct {
+				Overrides []struct {
+					Matcher struct {
+						ID      string `json:"id"`
+						Options string `json:"options"`
+					} `json:"matcher"`
+					Properties []struct {
+						ID    string          `json:"id"`
+						Value json.RawMessage `json:"value"`
+					} `json:"properties"`
+				} `json:"overrides"`
+			} `json:"fieldConfig"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	colours := map[string]string{}
+	for _, p := range d.Panels {
+		if p.Title != "Failures by outcome" {
+			continue
+		}
+		for _, o := range p.FieldConfig.Overrides {
+			for _, pr := range o.Properties {
+				var c struct {
+					Mode       string `json:"mode"`
+					FixedColor string `json:"fixedColor"`
+				}
+				if o.Matcher.ID == "byName" && pr.ID == "color" && json.Unmarshal(pr.Value, &c) == nil && c.Mode == "fixed" {
+					colours[o.Matcher.Options] = c.FixedColor
+				}
+			}
+		}
+	}
+	used := map[string]string{}
+	for _, o := range outcomeVocabulary() {
+		c := colours[o]
+		if c == "" {
+			t.Errorf("Failures by outcome: no colour for %s", o)
+		} else if used[c] != "" {
+			t.Errorf("Failures by outcome: %s and %s share the colour %s", used[c], o, c)
+		}
+		used[c] = o
+	}
+}
+
 // k8sObjects decodes every document of every file under kubernetes/.
 func k8sObjects(t *testing.T) map[string]map[string]any {
 	t.Helper()
