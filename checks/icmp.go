@@ -20,6 +20,24 @@ import (
 	"github.com/flowprobe/flowprobe/probe"
 )
 
+var icmpKind = register(Spec[ICMPOptions]{
+	Name:      "icmp",
+	Transport: probe.ICMP,
+	Summary:   "ICMP echo like LifeKeeper's lkping: count, per-reply timeout, round trip and loss",
+	Defaults:  newICMPOptions,
+	Values: []Value{
+		{ValueICMPRTT, "Average round trip of the ICMP echo replies, in seconds."},
+		{ValueICMPLoss, "Fraction of ICMP echo requests that got no reply."},
+	},
+	Run: icmpPinger.run,
+})
+
+// Values of the icmp check.
+const (
+	ValueICMPRTT  = "icmp_rtt_seconds" // average round trip of the replies
+	ValueICMPLoss = "icmp_packet_loss_ratio"
+)
+
 // ICMPOptions are the options of the icmp check, modelled on LifeKeeper's
 // lkping and its tunables IP_PINGTRIES and IP_PINGTIME.
 type ICMPOptions struct {
@@ -41,7 +59,7 @@ const (
 	icmpMaxCount = 100
 )
 
-func newICMPOptions() any {
+func newICMPOptions() *ICMPOptions {
 	return &ICMPOptions{Count: 3, ReplyTimeout: time.Second, Size: 56}
 }
 
@@ -63,16 +81,16 @@ func (o *ICMPOptions) Validate() error {
 	return errors.Join(errs...)
 }
 
-// icmpChecker is the icmp check of the registry: the process-wide pinger,
-// with one shared ICMP socket per address family.
-var icmpChecker probe.Checker = newPinger(icmp.ListenPacket)
+// icmpPinger runs the icmp checks of the registry: the process-wide
+// pinger, with one shared ICMP socket per address family.
+var icmpPinger = newPinger(icmp.ListenPacket)
 
 // ICMPAvailable reports whether this process can send ICMP echoes over
 // IPv4 ("ip4") or IPv6 ("ip6"), and if not, why and what to change. The
 // error is the one every icmp check would fail with; call it at startup or
 // in `flowprobe validate` when the configuration has icmp targets.
 func ICMPAvailable(family string) error {
-	p := icmpChecker.(*pinger)
+	p := icmpPinger
 	e := p.v4
 	if family == "ip6" {
 		e = p.v6
@@ -525,23 +543,23 @@ func (e *icmpEndpoint) forget(s *icmpSocket, w *echoWait) {
 // back for an echo (raw socket only; the check stops there), and timeout
 // when every echo went unanswered.
 func (p *pinger) Check(ctx context.Context, t probe.Target) probe.Result {
-	var r probe.Result
-	o, err := targetOptions[ICMPOptions](&t, "icmp", newICMPOptions)
+	return runWith(ctx, t, "icmp", newICMPOptions, p.run)
+}
+
+// run is the icmp check with its options.
+func (p *pinger) run(ctx context.Context, t probe.Target, o *ICMPOptions, r *probe.Result) error {
+	dst, err := resolve(ctx, &t, r)
 	if err != nil {
-		return finish(&r, err)
-	}
-	dst, err := resolve(ctx, &t, &r)
-	if err != nil {
-		return finish(&r, err)
+		return err
 	}
 	dst = dst.WithZone("")
 	var src netip.Addr
 	if t.SourceAddress != "" {
 		if src, err = netip.ParseAddr(t.SourceAddress); err != nil {
-			return finish(&r, fmt.Errorf("source address %q: %w", t.SourceAddress, err))
+			return fmt.Errorf("source address %q: %w", t.SourceAddress, err)
 		}
 		if src = src.Unmap(); src.Is4() != dst.Is4() {
-			return finish(&r, fmt.Errorf("source address %s and destination %s are of different families", src, dst))
+			return fmt.Errorf("source address %s and destination %s are of different families", src, dst)
 		}
 	}
 	e := p.v4
@@ -550,7 +568,7 @@ func (p *pinger) Check(ctx context.Context, t probe.Target) probe.Result {
 	}
 	s, err := e.acquire()
 	if err != nil {
-		return finish(&r, err)
+		return err
 	}
 	defer e.release(s)
 	if s.raw {
@@ -562,7 +580,7 @@ func (p *pinger) Check(ctx context.Context, t probe.Target) probe.Result {
 	start := time.Now()
 	sent, received, rttSum, unreach, err := e.echoes(ctx, s, dst, src, o)
 	r.Phases[probe.PhaseRequest] = time.Since(start)
-	return finish(&r, icmpVerdict(&r, dst, sent, received, rttSum, unreach, err))
+	return icmpVerdict(r, dst, sent, received, rttSum, unreach, err)
 }
 
 // icmpVerdict records what the echoes found in r and returns the failure,
@@ -572,10 +590,10 @@ func icmpVerdict(r *probe.Result, dst netip.Addr, sent, received int, rttSum tim
 	r.SetDetail("sent", strconv.Itoa(sent))
 	r.SetDetail("received", strconv.Itoa(received))
 	if sent > 0 {
-		r.SetValue(probe.ValueICMPLoss, float64(sent-received)/float64(sent))
+		r.SetValue(ValueICMPLoss, float64(sent-received)/float64(sent))
 	}
 	if received > 0 {
-		r.SetValue(probe.ValueICMPRTT, (rttSum / time.Duration(received)).Seconds())
+		r.SetValue(ValueICMPRTT, (rttSum / time.Duration(received)).Seconds())
 		return nil
 	}
 	switch {
