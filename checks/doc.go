@@ -4,3 +4,5 @@
 // per-phase timing; and Classify, the one place where an error chain becomes
 // a probe.Outcome.
 package checks
+
+//go:generate go run ./internal/schemagen ../deploy/config.schema.json

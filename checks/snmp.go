@@ -42,7 +42,7 @@ var snmpKind = register(Spec[SNMPOptions]{
 // SNMPOptions are the options of the snmp check.
 type SNMPOptions struct {
 	// Version is 1, 2c (default) or 3.
-	Version string `yaml:"version"`
+	Version string `yaml:"version" schema:"string|integer"` // version: 3 reads as a number
 	// The community of versions 1 and 2c, from a file or the environment;
 	// "public" when neither is set.
 	CommunityFile string `yaml:"community_file"`
