@@ -1,6 +1,11 @@
 package checks
 
-import "github.com/flowprobe/flowprobe/probe"
+import (
+	"fmt"
+	"sync"
+
+	"github.com/flowprobe/flowprobe/probe"
+)
 
 // hintBinding is what a catalog flow's application hint turns into.
 type hintBinding struct {
@@ -10,26 +15,25 @@ type hintBinding struct {
 	options map[string]any
 }
 
-// hints is the one mapping from application hints (Flow.App) to check
-// kinds. A hint not listed here, or listed for another transport, is
-// checked with the plain tcp or udp check of the flow's protocol.
-//
-// https is bound to the tls check rather than http: a handshake proves the
-// path and the TLS service without knowing which URL of the appliance
-// answers 2xx; for the same reason an http flow passes on any HTTP
-// answer of the port itself (any_status, no redirects followed). dns is left to tcp/udp because a dns check needs a name to
-// ask; a site that gives dns options for the role gets the dns check (see
+// hints maps application hints (Flow.App) to check kinds, collected from
+// the Hints of the registered kinds. A hint not listed, or listed for
+// another transport, is checked with the plain tcp or udp check of the
+// flow's protocol. dns is left to tcp/udp: a dns check needs a name to ask;
+// a site that gives dns options for the role gets the dns check (see
 // probe.Plan).
-var hints = map[string]hintBinding{
-	"ldap":  {kind: "ldap", proto: probe.TCP},
-	"ldaps": {kind: "ldap", proto: probe.TCP, options: map[string]any{"mode": "ldaps"}},
-	"iscsi": {kind: "iscsi", proto: probe.TCP},
-	"snmp":  {kind: "snmp", proto: probe.UDP},
-	"ntp":   {kind: "ntp", proto: probe.UDP},
-	"http":  {kind: "http", proto: probe.TCP, options: map[string]any{"any_status": true, "no_follow_redirects": true}},
-	"https": {kind: "tls", proto: probe.TCP},
-	"ssh":   {kind: "ssh", proto: probe.TCP},
-}
+var hints = sync.OnceValue(func() map[string]hintBinding {
+	m := map[string]hintBinding{}
+	for _, name := range Names() {
+		k := registry[name]
+		for _, h := range k.Hints {
+			if prev, dup := m[h.App]; dup {
+				panic(fmt.Sprintf("checks: hint %q selects both %s and %s", h.App, prev.kind, name))
+			}
+			m[h.App] = hintBinding{kind: name, proto: k.Transport, options: h.Options}
+		}
+	}
+	return m
+})
 
 // Binder binds flows to check kinds for probe.Plan, using the hint table
 // above and the check registry.
@@ -43,7 +47,7 @@ func (Binder) KindFor(app string, proto probe.Protocol) (string, map[string]any)
 	if proto == probe.ICMP {
 		return "icmp", nil
 	}
-	if h, ok := hints[app]; ok && h.proto == proto {
+	if h, ok := hints()[app]; ok && h.proto == proto {
 		var opts map[string]any
 		if h.options != nil {
 			opts = make(map[string]any, len(h.options))

@@ -54,7 +54,7 @@ func TestBinderKindFor(t *testing.T) {
 func TestBinderKindsExist(t *testing.T) {
 	var b Binder
 	names := Names()
-	for app, h := range hints {
+	for app, h := range hints() {
 		if !slices.Contains(names, h.kind) {
 			t.Errorf("hint %s maps to unknown check kind %q", app, h.kind)
 		}

@@ -1,6 +1,7 @@
 package checks
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,26 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/flowprobe/flowprobe/probe"
+)
+
+// A catalog dns flow stays a tcp/udp check: a dns check needs a name to
+// ask, which a site gives in the role's dns options (see probe.Plan).
+var dnsKind = register(Spec[DNSOptions]{
+	Name:      "dns",
+	Transport: probe.UDP,
+	Summary:   "DNS query to one server over UDP or TCP: rcode and expected answers",
+	Defaults:  newDNSOptions,
+	Values: []Value{
+		{ValueDNSAnswers, "Number of records in the DNS answer section."},
+		{ValueDNSRcode, "DNS response code of the answer."},
+	},
+	Run: runDNS,
+})
+
+// Values of the dns check.
+const (
+	ValueDNSAnswers = "dns_answers"
+	ValueDNSRcode   = "dns_rcode"
 )
 
 // DNSOptions are the options of the dns check. The target is the DNS server
@@ -52,7 +73,7 @@ const dnsUDPSize = 1232
 // dnsDetailAnswers bounds the answers shown in Details.
 const dnsDetailAnswers = 8
 
-func newDNSOptions() any {
+func newDNSOptions() *DNSOptions {
 	return &DNSOptions{Type: "A", Transport: "udp", Rcode: "NOERROR", RecursionDesired: true}
 }
 
@@ -141,29 +162,19 @@ func rrValue(rr dns.RR) string {
 	return strings.TrimPrefix(rr.String(), rr.Header().String())
 }
 
-// checkDNS sends one query to the DNS server of the target and judges the
+// runDNS sends one query to the DNS server of the target and judges the
 // reply. A transport failure is classified as usual (over UDP the socket is
 // connected, so an ICMP port unreachable is "refused"). A reply that is not
 // a DNS response to this query (garbage, another ID, QR clear, another
 // question) is a protocol_error, and so is an unexpected rcode or answer:
 // the path is open and the server answered, but the service is not doing
 // its job.
-func checkDNS(ctx context.Context, t probe.Target) probe.Result {
-	var r probe.Result
-	o, err := targetOptions[DNSOptions](&t, "dns", newDNSOptions)
+func runDNS(ctx context.Context, t probe.Target, o *DNSOptions, r *probe.Result) error {
+	conn, done, err := connect(ctx, &t, o.Transport, cmp.Or(t.Port, 53), r)
 	if err != nil {
-		return finish(&r, err)
+		return err
 	}
-	port := t.Port
-	if port == 0 {
-		port = 53
-	}
-	conn, err := dialPort(ctx, &t, o.Transport, port, &r)
-	if err != nil {
-		return finish(&r, err)
-	}
-	defer conn.Close()
-	defer stopOnDone(ctx, conn)()
+	defer done()
 
 	q := new(dns.Msg)
 	q.SetQuestion(dns.Fqdn(o.Name), o.qtype)
@@ -178,9 +189,9 @@ func checkDNS(ctx context.Context, t probe.Target) probe.Result {
 	reply, err := dnsExchange(co, q)
 	r.Phases[probe.PhaseRequest] = time.Since(start)
 	if err != nil {
-		return finish(&r, err)
+		return err
 	}
-	return finish(&r, judgeDNS(&r, o, q, reply))
+	return judgeDNS(r, o, q, reply)
 }
 
 // dnsExchange writes q and reads one reply. Unlike dns.Client it does not
@@ -220,8 +231,8 @@ func judgeDNS(r *probe.Result, o *DNSOptions, q, reply *dns.Msg) error {
 	if rcode == "" {
 		rcode = strconv.Itoa(reply.Rcode)
 	}
-	r.SetValue(probe.ValueDNSRcode, float64(reply.Rcode))
-	r.SetValue(probe.ValueDNSAnswers, float64(len(reply.Answer)))
+	r.SetValue(ValueDNSRcode, float64(reply.Rcode))
+	r.SetValue(ValueDNSAnswers, float64(len(reply.Answer)))
 	r.SetDetail("rcode", rcode)
 	values := make([]string, len(reply.Answer))
 	for i, rr := range reply.Answer {

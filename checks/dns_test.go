@@ -130,13 +130,13 @@ func TestDNSAnswers(t *testing.T) {
 			if r.Outcome != tc.outcome {
 				t.Fatalf("outcome = %v (%v), want %v", r.Outcome, r.Err, tc.outcome)
 			}
-			if got := r.Values[probe.ValueDNSAnswers]; got != tc.answers {
+			if got := r.Values[ValueDNSAnswers]; got != tc.answers {
 				t.Errorf("answers value = %v, want %v", got, tc.answers)
 			}
 			if got := r.Details["rcode"]; got != tc.rcode {
 				t.Errorf("rcode detail = %q, want %q", got, tc.rcode)
 			}
-			if got := r.Values[probe.ValueDNSRcode]; got != float64(dns.StringToRcode[tc.rcode]) {
+			if got := r.Values[ValueDNSRcode]; got != float64(dns.StringToRcode[tc.rcode]) {
 				t.Errorf("rcode value = %v, want %v", got, dns.StringToRcode[tc.rcode])
 			}
 			if got := r.Details[probe.DetailReason]; got != tc.reason {
@@ -155,8 +155,8 @@ func TestDNSDetailAnswersBounded(t *testing.T) {
 	if r.Outcome != probe.OutcomeOK {
 		t.Fatalf("outcome = %v (%v)", r.Outcome, r.Err)
 	}
-	if r.Values[probe.ValueDNSAnswers] != 20 {
-		t.Errorf("answers = %v, want 20", r.Values[probe.ValueDNSAnswers])
+	if r.Values[ValueDNSAnswers] != 20 {
+		t.Errorf("answers = %v, want 20", r.Values[ValueDNSAnswers])
 	}
 	want := "192.0.2.1, 192.0.2.2, 192.0.2.3, 192.0.2.4, 192.0.2.5, 192.0.2.6, 192.0.2.7, 192.0.2.8 (+12 more)"
 	if got := r.Details["answers"]; got != want {

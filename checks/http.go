@@ -28,6 +28,22 @@ const (
 	httpMaxRedirects = 10
 )
 
+// A catalog http flow passes on any HTTP answer of the port itself
+// (any_status, no redirects followed): a vendor's table names a port, not
+// a URL that answers 2xx.
+var httpKind = register(Spec[HTTPOptions]{
+	Name:      "http",
+	Transport: probe.TCP,
+	Summary:   "HTTP or HTTPS request with expected status codes",
+	Defaults:  newHTTPOptions,
+	Values:    append([]Value{{ValueHTTPStatus, "HTTP status code of the response."}}, tlsValues...),
+	Hints:     []Hint{{App: "http", Options: map[string]any{"any_status": true, "no_follow_redirects": true}}},
+	Run:       runHTTP,
+})
+
+// ValueHTTPStatus is the status code of the response.
+const ValueHTTPStatus = "http_status_code"
+
 // HTTPOptions are the options of the http check.
 type HTTPOptions struct {
 	// Method is GET (default) or HEAD.
@@ -57,7 +73,7 @@ type HTTPOptions struct {
 	bodyRE *regexp.Regexp
 }
 
-func newHTTPOptions() any { return &HTTPOptions{Method: http.MethodGet, Path: "/"} }
+func newHTTPOptions() *HTTPOptions { return &HTTPOptions{Method: http.MethodGet, Path: "/"} }
 
 // Validate checks the options.
 func (o *HTTPOptions) Validate() error {
@@ -152,14 +168,9 @@ func (p *httpPhases) add(ph probe.Phase, d time.Duration) {
 	p.mu.Unlock()
 }
 
-// checkHTTP sends one request (following redirects unless told not to)
+// runHTTP sends one request (following redirects unless told not to)
 // and judges the status code and, optionally, the body.
-func checkHTTP(ctx context.Context, t probe.Target) probe.Result {
-	var r probe.Result
-	o, err := targetOptions[HTTPOptions](&t, "http", newHTTPOptions)
-	if err != nil {
-		return finish(&r, err)
-	}
+func runHTTP(ctx context.Context, t probe.Target, o *HTTPOptions, r *probe.Result) error {
 	scheme := o.scheme(t.Port)
 	host := t.Host
 	if (scheme == "http" && t.Port != 80) || (scheme == "https" && t.Port != 443) {
@@ -234,7 +245,7 @@ func checkHTTP(ctx context.Context, t probe.Target) probe.Result {
 	}
 
 	start := time.Now()
-	err = httpRequest(ctx, client, target, o, &r)
+	err := httpRequest(ctx, client, target, o, r)
 	total := time.Since(start)
 	ph.mu.Lock()
 	r.Phases = ph.d
@@ -244,9 +255,9 @@ func checkHTTP(ctx context.Context, t probe.Target) probe.Result {
 		r.SetDetail("redirects", strconv.Itoa(redirects))
 	}
 	if err != nil && Classify(err) == probe.OutcomeTLSError {
-		recordTLSFailure(&r, err)
+		recordTLSFailure(r, err)
 	}
-	return finish(&r, err)
+	return err
 }
 
 func httpRequest(ctx context.Context, client *http.Client, target string, o *HTTPOptions, r *probe.Result) error {
@@ -267,7 +278,7 @@ func httpRequest(ctx context.Context, client *http.Client, target string, o *HTT
 		return fmt.Errorf("http %s %s: %w", o.Method, target, err)
 	}
 	defer resp.Body.Close()
-	r.SetValue(probe.ValueHTTPStatus, float64(resp.StatusCode))
+	r.SetValue(ValueHTTPStatus, float64(resp.StatusCode))
 	r.SetDetail("status", resp.Status)
 	r.SetDetail("proto", resp.Proto)
 	if resp.Request != nil && resp.Request.URL.String() != target {

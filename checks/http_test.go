@@ -129,8 +129,8 @@ func TestHTTPStatus(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := appRun(t, "http", port, tc.opts)
 			appWant(t, r, tc.want)
-			if r.Values[probe.ValueHTTPStatus] != tc.status {
-				t.Errorf("status value %v, want %v", r.Values[probe.ValueHTTPStatus], tc.status)
+			if r.Values[ValueHTTPStatus] != tc.status {
+				t.Errorf("status value %v, want %v", r.Values[ValueHTTPStatus], tc.status)
 			}
 			if tc.want == probe.OutcomeProtocolError && tc.status != 0 &&
 				r.Details[probe.DetailReason] == "" {
@@ -200,8 +200,8 @@ func TestHTTPS(t *testing.T) {
 	t.Run("valid", func(t *testing.T) {
 		r := appRun(t, "http", valid, withCA) // a tls block means https
 		appWant(t, r, probe.OutcomeOK)
-		if r.Values[probe.ValueTLSCertExpiry] != float64(pki.notAt.Unix()) ||
-			r.Values[probe.ValueTLSChainExpiry] != float64(pki.notAt.Unix()) {
+		if r.Values[ValueTLSCertExpiry] != float64(pki.notAt.Unix()) ||
+			r.Values[ValueTLSChainExpiry] != float64(pki.notAt.Unix()) {
 			t.Errorf("values %v, want expiry %d", r.Values, pki.notAt.Unix())
 		}
 		if r.Phases[probe.PhaseTLS] <= 0 || r.Details["tls_version"] != "TLS 1.3" {

@@ -121,10 +121,10 @@ func checkLoopback(t *testing.T, p *pinger, wantSocket string) {
 			if r.Details["sent"] != "3" || r.Details["received"] != "3" {
 				t.Errorf("sent/received = %s/%s, want 3/3", r.Details["sent"], r.Details["received"])
 			}
-			if loss, ok := r.Values[probe.ValueICMPLoss]; !ok || loss != 0 {
+			if loss, ok := r.Values[ValueICMPLoss]; !ok || loss != 0 {
 				t.Errorf("loss = %v (set %v), want 0", loss, ok)
 			}
-			if rtt := r.Values[probe.ValueICMPRTT]; rtt <= 0 {
+			if rtt := r.Values[ValueICMPRTT]; rtt <= 0 {
 				t.Errorf("rtt = %v, want > 0", rtt)
 			}
 		})
@@ -151,7 +151,7 @@ func TestICMPRegistered(t *testing.T) {
 	if err := ICMPAvailable("ip4"); err != nil {
 		t.Errorf("ICMPAvailable(ip4) = %v", err)
 	}
-	assertIdle(t, icmpChecker.(*pinger))
+	assertIdle(t, icmpPinger)
 }
 
 func TestICMPNoSocket(t *testing.T) {
@@ -456,10 +456,10 @@ func TestICMPVerdict(t *testing.T) {
 			if r.Outcome != tc.outcome {
 				t.Fatalf("outcome = %v (%v), want %v", r.Outcome, r.Err, tc.outcome)
 			}
-			if loss, ok := r.Values[probe.ValueICMPLoss]; ok != tc.hasLoss || loss != tc.loss {
+			if loss, ok := r.Values[ValueICMPLoss]; ok != tc.hasLoss || loss != tc.loss {
 				t.Errorf("loss = %v (set %v), want %v (set %v)", loss, ok, tc.loss, tc.hasLoss)
 			}
-			if rtt, ok := r.Values[probe.ValueICMPRTT]; ok != tc.hasRTT || rtt != tc.rtt {
+			if rtt, ok := r.Values[ValueICMPRTT]; ok != tc.hasRTT || rtt != tc.rtt {
 				t.Errorf("rtt = %v (set %v), want %v (set %v)", rtt, ok, tc.rtt, tc.hasRTT)
 			}
 			if got := r.Details[probe.DetailReason]; got != tc.reason {

@@ -190,23 +190,6 @@ func (m *iscsiLoginReq) pdu() iscsiPDU {
 	return p
 }
 
-func parseISCSILoginReq(p iscsiPDU) (iscsiLoginReq, error) {
-	if err := iscsiWantOpcode(p, iscsiOpLoginReq, "Login Request"); err != nil {
-		return iscsiLoginReq{}, err
-	}
-	h := p.bhs[:]
-	m := iscsiLoginReq{
-		Transit: h[1]&iscsiFlagFinal != 0, Continue: h[1]&iscsiFlagContinue != 0,
-		CSG: h[1] >> 2 & 3, NSG: h[1] & 3,
-		VersionMax: h[2], VersionMin: h[3],
-		TSIH: binary.BigEndian.Uint16(h[14:]), ITT: binary.BigEndian.Uint32(h[16:]), CID: binary.BigEndian.Uint16(h[20:]),
-		CmdSN: binary.BigEndian.Uint32(h[24:]), ExpStatSN: binary.BigEndian.Uint32(h[28:]),
-		Data: p.data,
-	}
-	copy(m.ISID[:], h[8:14])
-	return m, nil
-}
-
 // iscsiLoginResp is a Login Response (RFC 7143 §11.13).
 type iscsiLoginResp struct {
 	Transit, Continue bool
@@ -226,22 +209,6 @@ type iscsiLoginResp struct {
 
 // Status returns class<<8 | detail.
 func (m *iscsiLoginResp) Status() uint16 { return uint16(m.StatusClass)<<8 | uint16(m.StatusDetail) }
-
-func (m *iscsiLoginResp) pdu() iscsiPDU {
-	var p iscsiPDU
-	p.bhs[0] = iscsiOpLoginResp
-	p.bhs[1] = iscsiStageFlags(m.Transit, m.Continue, m.CSG, m.NSG)
-	p.bhs[2], p.bhs[3] = m.VersionMax, m.VersionActive
-	copy(p.bhs[8:14], m.ISID[:])
-	binary.BigEndian.PutUint16(p.bhs[14:], m.TSIH)
-	binary.BigEndian.PutUint32(p.bhs[16:], m.ITT)
-	binary.BigEndian.PutUint32(p.bhs[24:], m.StatSN)
-	binary.BigEndian.PutUint32(p.bhs[28:], m.ExpCmdSN)
-	binary.BigEndian.PutUint32(p.bhs[32:], m.MaxCmdSN)
-	p.bhs[36], p.bhs[37] = m.StatusClass, m.StatusDetail
-	p.data = m.Data
-	return p
-}
 
 func parseISCSILoginResp(p iscsiPDU) (iscsiLoginResp, error) {
 	if err := iscsiWantOpcode(p, iscsiOpLoginResp, "Login Response"); err != nil {
@@ -296,19 +263,6 @@ func (m *iscsiTextReq) pdu() iscsiPDU {
 	return p
 }
 
-func parseISCSITextReq(p iscsiPDU) (iscsiTextReq, error) {
-	if err := iscsiWantOpcode(p, iscsiOpTextReq, "Text Request"); err != nil {
-		return iscsiTextReq{}, err
-	}
-	h := p.bhs[:]
-	return iscsiTextReq{
-		Final: h[1]&iscsiFlagFinal != 0, Continue: h[1]&iscsiFlagContinue != 0,
-		LUN: binary.BigEndian.Uint64(h[8:]), ITT: binary.BigEndian.Uint32(h[16:]), TTT: binary.BigEndian.Uint32(h[20:]),
-		CmdSN: binary.BigEndian.Uint32(h[24:]), ExpStatSN: binary.BigEndian.Uint32(h[28:]),
-		Data: p.data,
-	}, nil
-}
-
 // iscsiTextResp is a Text Response (RFC 7143 §11.11).
 type iscsiTextResp struct {
 	Final, Continue bool
@@ -319,20 +273,6 @@ type iscsiTextResp struct {
 	ExpCmdSN        uint32
 	MaxCmdSN        uint32
 	Data            []byte
-}
-
-func (m *iscsiTextResp) pdu() iscsiPDU {
-	var p iscsiPDU
-	p.bhs[0] = iscsiOpTextResp
-	p.bhs[1] = iscsiFinalFlags(m.Final, m.Continue)
-	binary.BigEndian.PutUint64(p.bhs[8:], m.LUN)
-	binary.BigEndian.PutUint32(p.bhs[16:], m.ITT)
-	binary.BigEndian.PutUint32(p.bhs[20:], m.TTT)
-	binary.BigEndian.PutUint32(p.bhs[24:], m.StatSN)
-	binary.BigEndian.PutUint32(p.bhs[28:], m.ExpCmdSN)
-	binary.BigEndian.PutUint32(p.bhs[32:], m.MaxCmdSN)
-	p.data = m.Data
-	return p
 }
 
 func parseISCSITextResp(p iscsiPDU) (iscsiTextResp, error) {
@@ -369,20 +309,6 @@ func (m *iscsiLogoutReq) pdu() iscsiPDU {
 	return p
 }
 
-func parseISCSILogoutReq(p iscsiPDU) (iscsiLogoutReq, error) {
-	if err := iscsiWantOpcode(p, iscsiOpLogoutReq, "Logout Request"); err != nil {
-		return iscsiLogoutReq{}, err
-	}
-	if len(p.data) != 0 {
-		return iscsiLogoutReq{}, iscsiBad("Logout Request with a %d-byte data segment", len(p.data))
-	}
-	h := p.bhs[:]
-	return iscsiLogoutReq{
-		Reason: h[1] & 0x7f, ITT: binary.BigEndian.Uint32(h[16:]), CID: binary.BigEndian.Uint16(h[20:]),
-		CmdSN: binary.BigEndian.Uint32(h[24:]), ExpStatSN: binary.BigEndian.Uint32(h[28:]),
-	}, nil
-}
-
 // iscsiLogoutResp is a Logout Response (RFC 7143 §11.15).
 type iscsiLogoutResp struct {
 	Response    uint8
@@ -392,20 +318,6 @@ type iscsiLogoutResp struct {
 	MaxCmdSN    uint32
 	Time2Wait   uint16
 	Time2Retain uint16
-}
-
-func (m *iscsiLogoutResp) pdu() iscsiPDU {
-	var p iscsiPDU
-	p.bhs[0] = iscsiOpLogoutResp
-	p.bhs[1] = iscsiFlagFinal
-	p.bhs[2] = m.Response
-	binary.BigEndian.PutUint32(p.bhs[16:], m.ITT)
-	binary.BigEndian.PutUint32(p.bhs[24:], m.StatSN)
-	binary.BigEndian.PutUint32(p.bhs[28:], m.ExpCmdSN)
-	binary.BigEndian.PutUint32(p.bhs[32:], m.MaxCmdSN)
-	binary.BigEndian.PutUint16(p.bhs[40:], m.Time2Wait)
-	binary.BigEndian.PutUint16(p.bhs[42:], m.Time2Retain)
-	return p
 }
 
 func parseISCSILogoutResp(p iscsiPDU) (iscsiLogoutResp, error) {
@@ -432,20 +344,6 @@ type iscsiReject struct {
 	MaxCmdSN uint32
 	DataSN   uint32
 	Data     []byte
-}
-
-func (m *iscsiReject) pdu() iscsiPDU {
-	var p iscsiPDU
-	p.bhs[0] = iscsiOpReject
-	p.bhs[1] = iscsiFlagFinal
-	p.bhs[2] = m.Reason
-	binary.BigEndian.PutUint32(p.bhs[16:], iscsiReservedTag)
-	binary.BigEndian.PutUint32(p.bhs[24:], m.StatSN)
-	binary.BigEndian.PutUint32(p.bhs[28:], m.ExpCmdSN)
-	binary.BigEndian.PutUint32(p.bhs[32:], m.MaxCmdSN)
-	binary.BigEndian.PutUint32(p.bhs[36:], m.DataSN)
-	p.data = m.Data
-	return p
 }
 
 func parseISCSIReject(p iscsiPDU) (iscsiReject, error) {

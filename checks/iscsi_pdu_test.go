@@ -445,7 +445,7 @@ func TestISCSIReplayTgt(t *testing.T) {
 				}
 				f.drain()
 			})
-			r := runISCSI(t, srv.port, 5*time.Second, decodeISCSIOptions(t, raw))
+			r := checkISCSIAt(t, srv.port, 5*time.Second, decodeISCSIOptions(t, raw))
 			srv.wait(t)
 			if r.Outcome != spec.outcome {
 				t.Fatalf("outcome %v (%v), want %v", r.Outcome, r.Err, spec.outcome)
@@ -550,7 +550,7 @@ func FuzzISCSISession(f *testing.F) {
 	}
 	secret := &iscsiSecret{b: []byte("fuzz-secret")}
 	f.Fuzz(func(t *testing.T, script []byte, chap bool) {
-		o := newISCSIOptions().(*ISCSIOptions)
+		o := newISCSIOptions()
 		if chap {
 			o.Target, o.CHAPUsername, o.chap = labCHAP, "labchap", secret
 		} else {

@@ -155,7 +155,7 @@ func (f *fakeTarget) tgtLogin() bool {
 	return true
 }
 
-func runISCSI(t *testing.T, port int, timeout time.Duration, opts *ISCSIOptions) probe.Result {
+func checkISCSIAt(t *testing.T, port int, timeout time.Duration, opts *ISCSIOptions) probe.Result {
 	t.Helper()
 	target := probe.Target{Host: "127.0.0.1", Port: port, Check: "iscsi", Timeout: timeout}
 	if opts != nil {
@@ -224,7 +224,7 @@ func TestISCSIDiscoveryLogin(t *testing.T) {
 		}
 		f.logout()
 	})
-	r := runISCSI(t, srv.port, 5*time.Second, nil)
+	r := checkISCSIAt(t, srv.port, 5*time.Second, nil)
 	srv.wait(t)
 	wantOutcome(t, r, probe.OutcomeOK, "")
 	wantDetails(t, r, map[string]string{
@@ -305,7 +305,7 @@ func TestISCSIContinuation(t *testing.T) {
 		f.answer(req, iscsiLoginResp{Transit: true, CSG: 1, NSG: 3, TSIH: 512})
 		f.logout()
 	})
-	r := runISCSI(t, srv.port, 5*time.Second, nil)
+	r := checkISCSIAt(t, srv.port, 5*time.Second, nil)
 	srv.wait(t)
 	wantOutcome(t, r, probe.OutcomeOK, "")
 	wantDetails(t, r, map[string]string{"tsih": "512", "target_portal_group": "7"})
@@ -329,7 +329,7 @@ func TestISCSIEndlessLogin(t *testing.T) {
 			f.answer(req, iscsiLoginResp{})
 		}
 	})
-	r := runISCSI(t, srv.port, 5*time.Second, nil)
+	r := checkISCSIAt(t, srv.port, 5*time.Second, nil)
 	srv.wait(t)
 	wantOutcome(t, r, probe.OutcomeProtocolError, "not complete after 6 login requests")
 	if n != iscsiMaxLoginPDUs {
@@ -414,7 +414,7 @@ func TestISCSICHAP(t *testing.T) {
 		var seen [][]string
 		srv := startFakeISCSI(t, chapTarget(chapSecretValue, &seen))
 		o := chapOptions(t, chapSecretValue)
-		r := runISCSI(t, srv.port, 5*time.Second, o)
+		r := checkISCSIAt(t, srv.port, 5*time.Second, o)
 		srv.wait(t)
 		wantOutcome(t, r, probe.OutcomeOK, "")
 		wantDetails(t, r, map[string]string{"session_type": "normal", "auth_method": "CHAP", "tsih": "768", "logout": "ok"})
@@ -433,7 +433,7 @@ func TestISCSICHAP(t *testing.T) {
 		var seen [][]string
 		srv := startFakeISCSI(t, chapTarget(chapSecretValue, &seen))
 		o := chapOptions(t, "wrong-secret-value")
-		r := runISCSI(t, srv.port, 5*time.Second, o)
+		r := checkISCSIAt(t, srv.port, 5*time.Second, o)
 		srv.wait(t)
 		wantOutcome(t, r, probe.OutcomeAuthError, "authentication failure (status 0x0201)")
 		wantDetails(t, r, map[string]string{"status": "0x0201 authentication failure", "reason": "authentication failure"})
@@ -442,7 +442,7 @@ func TestISCSICHAP(t *testing.T) {
 	t.Run("no credentials", func(t *testing.T) {
 		var seen [][]string
 		srv := startFakeISCSI(t, chapTarget(chapSecretValue, &seen))
-		r := runISCSI(t, srv.port, 5*time.Second, decodeISCSIOptions(t, map[string]any{"target": "iqn.2024-01.org.example:chap"}))
+		r := checkISCSIAt(t, srv.port, 5*time.Second, decodeISCSIOptions(t, map[string]any{"target": "iqn.2024-01.org.example:chap"}))
 		srv.wait(t)
 		wantOutcome(t, r, probe.OutcomeAuthError, "authentication failure")
 	})
@@ -453,7 +453,7 @@ func TestISCSICHAP(t *testing.T) {
 		o := decodeISCSIOptions(t, map[string]any{
 			"target": "iqn.2024-01.org.example:chap", "chap_username": "alice", "chap_secret_env": "FLOWPROBE_TEST_CHAP",
 		})
-		r := runISCSI(t, srv.port, 5*time.Second, o)
+		r := checkISCSIAt(t, srv.port, 5*time.Second, o)
 		srv.wait(t)
 		wantOutcome(t, r, probe.OutcomeOK, "")
 	})
@@ -495,7 +495,7 @@ func TestISCSILoginStatus(t *testing.T) {
 				f.answer(req, iscsiLoginResp{StatusClass: tc.class, StatusDetail: tc.detail}, tc.kvs...)
 				// A target closes the connection after a failed login.
 			})
-			r := runISCSI(t, srv.port, 5*time.Second, decodeISCSIOptions(t, map[string]any{"target": "iqn.2024-01.org.example:disk9"}))
+			r := checkISCSIAt(t, srv.port, 5*time.Second, decodeISCSIOptions(t, map[string]any{"target": "iqn.2024-01.org.example:disk9"}))
 			srv.wait(t)
 			wantOutcome(t, r, tc.want, tc.errPart)
 			wantDetails(t, r, tc.details)
@@ -548,7 +548,7 @@ func sendTargetsTarget(f *fakeTarget) {
 func TestISCSISendTargets(t *testing.T) {
 	t.Run("listed", func(t *testing.T) {
 		srv := startFakeISCSI(t, sendTargetsTarget)
-		r := runISCSI(t, srv.port, 5*time.Second, decodeISCSIOptions(t, map[string]any{
+		r := checkISCSIAt(t, srv.port, 5*time.Second, decodeISCSIOptions(t, map[string]any{
 			"send_targets": true, "expect_target": "iqn.2024-01.org.example:chap",
 		}))
 		srv.wait(t)
@@ -561,7 +561,7 @@ func TestISCSISendTargets(t *testing.T) {
 	})
 	t.Run("not advertised", func(t *testing.T) {
 		srv := startFakeISCSI(t, sendTargetsTarget)
-		r := runISCSI(t, srv.port, 5*time.Second, decodeISCSIOptions(t, map[string]any{
+		r := checkISCSIAt(t, srv.port, 5*time.Second, decodeISCSIOptions(t, map[string]any{
 			"send_targets": true, "expect_target": "iqn.2024-01.org.example:disk7",
 		}))
 		srv.wait(t)
@@ -653,7 +653,7 @@ func TestISCSIHostilePeers(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := startFakeISCSI(t, tc.handle)
-			r := runISCSI(t, srv.port, tc.timeout, nil)
+			r := checkISCSIAt(t, srv.port, tc.timeout, nil)
 			srv.wait(t)
 			wantOutcome(t, r, tc.want, tc.errPart)
 		})
@@ -668,7 +668,7 @@ func TestISCSILogoutUnanswered(t *testing.T) {
 			f.drain()
 		}
 	})
-	r := runISCSI(t, srv.port, 30*time.Second, nil)
+	r := checkISCSIAt(t, srv.port, 30*time.Second, nil)
 	srv.wait(t)
 	wantOutcome(t, r, probe.OutcomeOK, "")
 	wantDetails(t, r, map[string]string{"logout": "no answer"})
@@ -681,7 +681,7 @@ func TestISCSIRefused(t *testing.T) {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	r := runISCSI(t, port, 5*time.Second, nil)
+	r := checkISCSIAt(t, port, 5*time.Second, nil)
 	wantOutcome(t, r, probe.OutcomeRefused, "connection refused")
 }
 
@@ -766,7 +766,7 @@ func TestISCSIOptions(t *testing.T) {
 // Options built in code (not decoded) still get their secret read, and a
 // missing secret is an error before any traffic.
 func TestISCSIOptionsInCode(t *testing.T) {
-	r := runISCSI(t, 1, time.Second, &ISCSIOptions{CHAPUsername: "alice"})
+	r := checkISCSIAt(t, 1, time.Second, &ISCSIOptions{CHAPUsername: "alice"})
 	if r.Err == nil || !strings.Contains(r.Err.Error(), "chap_secret: not set") {
 		t.Fatalf("error %v, want the missing secret named", r.Err)
 	}

@@ -81,7 +81,7 @@ func TestLabLDAP(t *testing.T) {
 		if r.Details["entries"] != "1" || r.Details["tls_version"] == "" || r.Phases[probe.PhaseTLS] <= 0 {
 			t.Errorf("details %v phases %v", r.Details, r.Phases)
 		}
-		if r.Values[probe.ValueTLSCertExpiry] <= float64(time.Now().Unix()) {
+		if r.Values[ValueTLSCertExpiry] <= float64(time.Now().Unix()) {
 			t.Errorf("certificate expiry %v", r.Values)
 		}
 	})
@@ -185,14 +185,14 @@ func TestLabHTTP(t *testing.T) {
 	t.Run("http", func(t *testing.T) {
 		r := labApp(t, "http", testlab.HTTPPort, nil, timeout)
 		labWant(t, r, probe.OutcomeOK)
-		if r.Values[probe.ValueHTTPStatus] != 200 {
+		if r.Values[ValueHTTPStatus] != 200 {
 			t.Errorf("values %v", r.Values)
 		}
 	})
 	t.Run("https", func(t *testing.T) {
 		r := labApp(t, "http", testlab.HTTPSPort, map[string]any{"tls": labTLS()}, timeout)
 		labWant(t, r, probe.OutcomeOK)
-		if r.Values[probe.ValueHTTPStatus] != 200 || r.Values[probe.ValueTLSCertExpiry] <= float64(time.Now().Unix()) ||
+		if r.Values[ValueHTTPStatus] != 200 || r.Values[ValueTLSCertExpiry] <= float64(time.Now().Unix()) ||
 			r.Phases[probe.PhaseTLS] <= 0 {
 			t.Errorf("values %v phases %v", r.Values, r.Phases)
 		}

@@ -65,15 +65,15 @@ func TestLabNTP(t *testing.T) {
 	t.Run("synchronised", func(t *testing.T) {
 		r := Check(t.Context(), netLabTarget(t, "ntp", testlab.ServerAddr, testlab.NTPPort, map[string]any{"max_offset": "1s"}))
 		netLabWant(t, r, probe.OutcomeOK)
-		if r.Details["ntp_status"] != "synchronised" || r.Values[probe.ValueNTPStratum] != 8 || r.Values[probe.ValueNTPLeap] != 0 {
+		if r.Details["ntp_status"] != "synchronised" || r.Values[ValueNTPStratum] != 8 || r.Values[ValueNTPLeap] != 0 {
 			t.Errorf("details %v, values %v: want synchronised at stratum 8, leap 0", r.Details, r.Values)
 		}
-		for _, v := range []string{probe.ValueNTPOffset, probe.ValueNTPRTT, probe.ValueNTPRootDistance} {
+		for _, v := range []string{ValueNTPOffset, ValueNTPRTT, ValueNTPRootDistance} {
 			if _, ok := r.Values[v]; !ok {
 				t.Errorf("value %s missing", v)
 			}
 		}
-		if rtt := r.Values[probe.ValueNTPRTT]; rtt <= 0 {
+		if rtt := r.Values[ValueNTPRTT]; rtt <= 0 {
 			t.Errorf("rtt = %v, want > 0", rtt)
 		}
 	})
@@ -83,11 +83,11 @@ func TestLabNTP(t *testing.T) {
 		if r.Details["ntp_status"] != "unsynchronised" || r.Details[probe.DetailReason] != "server unsynchronised" {
 			t.Errorf("details %v: want unsynchronised", r.Details)
 		}
-		if _, ok := r.Values[probe.ValueNTPOffset]; ok {
-			t.Errorf("offset %v reported from an unsynchronised server", r.Values[probe.ValueNTPOffset])
+		if _, ok := r.Values[ValueNTPOffset]; ok {
+			t.Errorf("offset %v reported from an unsynchronised server", r.Values[ValueNTPOffset])
 		}
-		if r.Values[probe.ValueNTPLeap] != 3 {
-			t.Errorf("leap = %v, want 3", r.Values[probe.ValueNTPLeap])
+		if r.Values[ValueNTPLeap] != 3 {
+			t.Errorf("leap = %v, want 3", r.Values[ValueNTPLeap])
 		}
 	})
 }
@@ -98,7 +98,7 @@ func TestLabICMP(t *testing.T) {
 		t.Run(host, func(t *testing.T) {
 			r := Check(t.Context(), netLabTarget(t, "icmp", host, 0, nil))
 			netLabWant(t, r, probe.OutcomeOK)
-			if r.Details["received"] != "3" || r.Values[probe.ValueICMPLoss] != 0 || r.Values[probe.ValueICMPRTT] <= 0 {
+			if r.Details["received"] != "3" || r.Values[ValueICMPLoss] != 0 || r.Values[ValueICMPRTT] <= 0 {
 				t.Errorf("details %v, values %v: want 3 replies, no loss", r.Details, r.Values)
 			}
 		})
@@ -147,7 +147,7 @@ func TestLabNetFirewall(t *testing.T) {
 				}
 			}
 			if tc.kind == "icmp" && tc.action == testlab.Drop {
-				if r.Details["sent"] != "2" || r.Details["received"] != "0" || r.Values[probe.ValueICMPLoss] != 1 {
+				if r.Details["sent"] != "2" || r.Details["received"] != "0" || r.Values[ValueICMPLoss] != 1 {
 					t.Errorf("details %v, values %v: want 2 echoes lost", r.Details, r.Values)
 				}
 			}

@@ -81,7 +81,7 @@ func TestLabTLS(t *testing.T) {
 			if tc.reason != "" && r.Details[probe.DetailReason] != tc.reason {
 				t.Errorf("reason %q, want %q", r.Details[probe.DetailReason], tc.reason)
 			}
-			if tc.want != probe.OutcomeProtocolError && r.Values[probe.ValueTLSCertExpiry] == 0 {
+			if tc.want != probe.OutcomeProtocolError && r.Values[ValueTLSCertExpiry] == 0 {
 				t.Errorf("no leaf expiry recorded: %v", r.Values)
 			}
 			if tc.want == probe.OutcomeOK && !strings.HasPrefix(r.Details[DetailTLSVersion], "TLS 1.") {

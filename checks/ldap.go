@@ -33,6 +33,16 @@ const ldapReadLimit = 1 << 20
 // ldapMaxSizeLimit bounds the size_limit option.
 const ldapMaxSizeLimit = 1000
 
+var ldapKind = register(Spec[LDAPOptions]{
+	Name:      "ldap",
+	Transport: probe.TCP,
+	Summary:   "LDAP, LDAPS or StartTLS, anonymous or simple bind, optional search",
+	Defaults:  newLDAPOptions,
+	Values:    tlsValues,
+	Hints:     []Hint{{App: "ldap"}, {App: "ldaps", Options: map[string]any{"mode": "ldaps"}}},
+	Run:       runLDAP,
+})
+
 // LDAPOptions are the options of the ldap check.
 type LDAPOptions struct {
 	// Mode is plain, ldaps or starttls. Empty means ldaps on port 636 and
@@ -60,7 +70,7 @@ type LDAPOptions struct {
 	scope    int
 }
 
-func newLDAPOptions() any {
+func newLDAPOptions() *LDAPOptions {
 	return &LDAPOptions{Filter: "(objectClass=*)", Scope: "sub", SizeLimit: 10}
 }
 
@@ -139,25 +149,18 @@ func (o *LDAPOptions) tlsConfig(host string) *tls.Config {
 	return o.TLS.Config(host)
 }
 
-// checkLDAP connects (plain, LDAPS or StartTLS), binds anonymously or with
+// runLDAP connects (plain, LDAPS or StartTLS), binds anonymously or with
 // a DN and password, and optionally reads the root DSE or searches.
-func checkLDAP(ctx context.Context, t probe.Target) probe.Result {
-	var r probe.Result
-	o, err := targetOptions[LDAPOptions](&t, "ldap", newLDAPOptions)
-	if err != nil {
-		return finish(&r, err)
-	}
+func runLDAP(ctx context.Context, t probe.Target, o *LDAPOptions, r *probe.Result) error {
 	mode := o.mode(t.Port)
 	r.SetDetail("mode", mode)
 
-	raw, err := dial(ctx, &t, "tcp", &r)
+	raw, done, err := connect(ctx, &t, "tcp", 0, r)
 	if err != nil {
-		return finish(&r, err)
+		return err
 	}
+	defer done()
 	rc := &ldapConn{Conn: raw, left: ldapReadLimit}
-	defer rc.Close()
-	release := stopOnDone(ctx, rc)
-	defer release()
 
 	var conn net.Conn = rc
 	if mode != ldapPlain {
@@ -165,27 +168,27 @@ func checkLDAP(ctx context.Context, t probe.Target) probe.Result {
 		tc, err := ldapTLS(ctx, rc, mode, o.tlsConfig(t.Host))
 		r.Phases[probe.PhaseTLS] = time.Since(start)
 		if err != nil {
-			return ldapFinish(&r, err)
+			return ldapNote(r, err)
 		}
 		cs := tc.ConnectionState()
-		recordTLSState(&r, &cs)
+		recordTLSState(r, &cs)
 		conn = tc
 	}
 
 	start := time.Now()
-	err = ldapSession(ctx, conn, mode != ldapPlain, o, rc, &r)
+	err = ldapSession(ctx, conn, mode != ldapPlain, o, rc, r)
 	r.Phases[probe.PhaseRequest] = time.Since(start)
-	return ldapFinish(&r, err)
+	return ldapNote(r, err)
 }
 
-// ldapFinish records the reason of a failure and the outcome.
-func ldapFinish(r *probe.Result, err error) probe.Result {
+// ldapNote records the reason of a failure and returns err.
+func ldapNote(r *probe.Result, err error) error {
 	if reason := ldapReason(err); reason != "" {
 		r.SetDetail(probe.DetailReason, reason)
 	} else if err != nil && Classify(err) == probe.OutcomeTLSError {
 		recordTLSFailure(r, err)
 	}
-	return finish(r, err)
+	return err
 }
 
 // ldapTLS runs the TLS handshake of mode on c: at once for ldaps, after the

@@ -213,7 +213,7 @@ func TestLDAPTLS(t *testing.T) {
 	r := appRun(t, "ldap", starttls, map[string]any{"mode": "starttls", "tls": withCA, "rootdse": true})
 	appWant(t, r, probe.OutcomeOK)
 	if r.Details["tls_version"] != "TLS 1.3" || r.Details["naming_contexts"] == "" || r.Phases[probe.PhaseTLS] <= 0 ||
-		r.Values[probe.ValueTLSCertExpiry] != float64(pki.notAt.Unix()) {
+		r.Values[ValueTLSCertExpiry] != float64(pki.notAt.Unix()) {
 		t.Errorf("details %v phases %v values %v", r.Details, r.Phases, r.Values)
 	}
 	r = appRun(t, "ldap", ldaps, map[string]any{"mode": "ldaps", "tls": withCA, "rootdse": true})

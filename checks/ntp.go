@@ -13,6 +13,31 @@ import (
 	"github.com/flowprobe/flowprobe/probe"
 )
 
+var ntpKind = register(Spec[NTPOptions]{
+	Name:      "ntp",
+	Transport: probe.UDP,
+	Summary:   "NTP query: offset, round trip, stratum, root distance, leap, Kiss-of-Death",
+	Defaults:  newNTPOptions,
+	Values: []Value{
+		{ValueNTPOffset, "Clock offset of the NTP server relative to this host, in seconds."},
+		{ValueNTPRTT, "Round trip of the NTP query, in seconds."},
+		{ValueNTPStratum, "Stratum the NTP server reported."},
+		{ValueNTPRootDistance, "Root distance the NTP server reported, in seconds."},
+		{ValueNTPLeap, "Leap indicator the NTP server reported (3 = not synchronised)."},
+	},
+	Hints: []Hint{{App: "ntp"}},
+	Run:   runNTP,
+})
+
+// Values of the ntp check.
+const (
+	ValueNTPOffset       = "ntp_offset_seconds"
+	ValueNTPRTT          = "ntp_rtt_seconds"
+	ValueNTPStratum      = "ntp_stratum"
+	ValueNTPRootDistance = "ntp_root_distance_seconds"
+	ValueNTPLeap         = "ntp_leap"
+)
+
 // NTPOptions are the options of the ntp check.
 type NTPOptions struct {
 	// Version is the NTP version of the query: 3 or 4 (default 4).
@@ -25,7 +50,7 @@ type NTPOptions struct {
 	MaxRootDistance time.Duration `yaml:"max_root_distance"`
 }
 
-func newNTPOptions() any { return &NTPOptions{Version: 4} }
+func newNTPOptions() *NTPOptions { return &NTPOptions{Version: 4} }
 
 // Validate checks the options.
 func (o *NTPOptions) Validate() error {
@@ -53,30 +78,25 @@ const (
 	ntpInvalid             = "invalid"
 )
 
-// checkNTP sends one client-mode query to the target (port 123 unless the
+// runNTP sends one client-mode query to the target (port 123 unless the
 // target names another) on a connected UDP socket, so an ICMP refusal comes
 // back as refused or unreachable, and judges the reply. Any valid mode-4
 // reply proves the path; the verdict then says whether the server can give
 // time: an unsynchronised server, a Kiss-of-Death and a clock too far off
 // are three distinct protocol_error verdicts, told apart by
 // Details["ntp_status"] and Details["reason"].
-func checkNTP(ctx context.Context, t probe.Target) probe.Result {
-	var r probe.Result
-	o, err := targetOptions[NTPOptions](&t, "ntp", newNTPOptions)
-	if err != nil {
-		return finish(&r, err)
-	}
+func runNTP(ctx context.Context, t probe.Target, o *NTPOptions, r *probe.Result) error {
 	port := t.Port
 	if port == 0 {
 		port = 123
 	}
-	addr, err := resolve(ctx, &t, &r)
+	addr, err := resolve(ctx, &t, r)
 	if err != nil {
-		return finish(&r, err)
+		return err
 	}
 	d, err := dialer(&t, "udp")
 	if err != nil {
-		return finish(&r, err)
+		return err
 	}
 	network := "udp4"
 	if addr.Is6() {
@@ -99,7 +119,7 @@ func checkNTP(ctx context.Context, t probe.Target) probe.Result {
 	if dl, ok := ctx.Deadline(); ok {
 		opts.Timeout = time.Until(dl)
 		if opts.Timeout <= 0 {
-			return finish(&r, fmt.Errorf("ntp query: %w", context.DeadlineExceeded))
+			return fmt.Errorf("ntp query: %w", context.DeadlineExceeded)
 		}
 	}
 	start := time.Now()
@@ -109,9 +129,9 @@ func checkNTP(ctx context.Context, t probe.Target) probe.Result {
 	}
 	r.Phases[probe.PhaseRequest] = time.Since(start) - r.Phases[probe.PhaseConnect]
 	if err != nil {
-		return finish(&r, fmt.Errorf("ntp query: %w", err))
+		return fmt.Errorf("ntp query: %w", err)
 	}
-	return finish(&r, judgeNTP(&r, o, resp))
+	return judgeNTP(r, o, resp)
 }
 
 // isUnsyncCode reports the reference IDs that a server without a time
@@ -121,8 +141,8 @@ func isUnsyncCode(code string) bool { return code == "" || code == "INIT" || cod
 
 // judgeNTP records what the reply says in r and returns the failure, if any.
 func judgeNTP(r *probe.Result, o *NTPOptions, resp *ntp.Response) error {
-	r.SetValue(probe.ValueNTPStratum, float64(resp.Stratum))
-	r.SetValue(probe.ValueNTPLeap, float64(resp.Leap))
+	r.SetValue(ValueNTPStratum, float64(resp.Stratum))
+	r.SetValue(ValueNTPLeap, float64(resp.Leap))
 	r.SetDetail("stratum", fmt.Sprint(resp.Stratum))
 	if resp.Stratum != 0 {
 		r.SetDetail("reference_id", referenceID(resp))
@@ -152,9 +172,9 @@ func judgeNTP(r *probe.Result, o *NTPOptions, resp *ntp.Response) error {
 		return fail(ntpInvalid, "invalid reply: %v", err)
 	}
 
-	r.SetValue(probe.ValueNTPOffset, resp.ClockOffset.Seconds())
-	r.SetValue(probe.ValueNTPRTT, resp.RTT.Seconds())
-	r.SetValue(probe.ValueNTPRootDistance, resp.RootDistance.Seconds())
+	r.SetValue(ValueNTPOffset, resp.ClockOffset.Seconds())
+	r.SetValue(ValueNTPRTT, resp.RTT.Seconds())
+	r.SetValue(ValueNTPRootDistance, resp.RootDistance.Seconds())
 	r.SetDetail("offset", resp.ClockOffset.String())
 	if o.MaxRootDistance > 0 && resp.RootDistance > o.MaxRootDistance {
 		return fail(ntpRootDistanceTooLong, "root distance %s exceeds max_root_distance %s", resp.RootDistance, o.MaxRootDistance)

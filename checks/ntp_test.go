@@ -121,24 +121,24 @@ func TestNTPVerdicts(t *testing.T) {
 			if got := r.Details["kiss_code"]; got != tc.kiss {
 				t.Errorf("kiss_code = %q, want %q", got, tc.kiss)
 			}
-			if got, ok := r.Values[probe.ValueNTPStratum]; !ok || got != tc.stratum {
+			if got, ok := r.Values[ValueNTPStratum]; !ok || got != tc.stratum {
 				t.Errorf("stratum = %v (set %v), want %v", got, ok, tc.stratum)
 			}
-			if got, ok := r.Values[probe.ValueNTPLeap]; !ok || got != tc.leap {
+			if got, ok := r.Values[ValueNTPLeap]; !ok || got != tc.leap {
 				t.Errorf("leap = %v (set %v), want %v", got, ok, tc.leap)
 			}
-			for _, v := range []string{probe.ValueNTPOffset, probe.ValueNTPRTT, probe.ValueNTPRootDistance} {
+			for _, v := range []string{ValueNTPOffset, ValueNTPRTT, ValueNTPRootDistance} {
 				if _, ok := r.Values[v]; ok != tc.offset {
 					t.Errorf("value %s reported = %v, want %v", v, ok, tc.offset)
 				}
 			}
 			if tc.offset {
 				want := tc.reply.clockSkew.Seconds()
-				if off := r.Values[probe.ValueNTPOffset]; math.Abs(off-want) > 0.5 {
+				if off := r.Values[ValueNTPOffset]; math.Abs(off-want) > 0.5 {
 					t.Errorf("offset = %v, want about %v", off, want)
 				}
 				wantRD := (tc.reply.rootDelay/2 + tc.reply.rootDispersion).Seconds()
-				if rd := r.Values[probe.ValueNTPRootDistance]; math.Abs(rd-wantRD) > 0.01 {
+				if rd := r.Values[ValueNTPRootDistance]; math.Abs(rd-wantRD) > 0.01 {
 					t.Errorf("root distance = %v, want about %v", rd, wantRD)
 				}
 				if r.Details["reference_id"] != "192.0.2.1" {

@@ -13,8 +13,10 @@ import (
 	"github.com/flowprobe/flowprobe/probe"
 )
 
-// Kind describes one check kind.
+// Kind describes one registered check kind.
 type Kind struct {
+	// Name is the kind's name in configs and on the command line.
+	Name string
 	// Summary is one line for docs and the CLI.
 	Summary string
 	// Transport is the protocol the kind speaks over: tcp, udp or icmp.
@@ -25,22 +27,83 @@ type Kind struct {
 	NewOptions func() any
 	// Checker runs the check; it reads its options from Target.Options.
 	Checker probe.Checker
+	// Values are the value metrics the kind may report.
+	Values []Value
+	// Hints are the catalog application hints that select the kind.
+	Hints []Hint
 }
 
-// registry is the one list of check kinds. Config validation, dispatch,
-// docs and the CLI all read it.
-var registry = map[string]Kind{
-	"tcp":   {Transport: probe.TCP, Summary: "TCP connect, optionally sending a string and expecting a banner", NewOptions: newTCPOptions, Checker: probe.CheckerFunc(checkTCP)},
-	"tls":   {Transport: probe.TCP, Summary: "TLS handshake: version, cipher, certificate validity and expiry", NewOptions: newTLSCheckOptions, Checker: probe.CheckerFunc(checkTLS)},
-	"udp":   {Transport: probe.UDP, Summary: "UDP datagram on a connected socket: answer, ICMP refusal or silence", NewOptions: newUDPOptions, Checker: probe.CheckerFunc(checkUDP)},
-	"icmp":  {Transport: probe.ICMP, Summary: "ICMP echo like LifeKeeper's lkping: count, per-reply timeout, round trip and loss", NewOptions: newICMPOptions, Checker: icmpChecker},
-	"dns":   {Transport: probe.UDP, Summary: "DNS query to one server over UDP or TCP: rcode and expected answers", NewOptions: newDNSOptions, Checker: probe.CheckerFunc(checkDNS)},
-	"ntp":   {Transport: probe.UDP, Summary: "NTP query: offset, round trip, stratum, root distance, leap, Kiss-of-Death", NewOptions: newNTPOptions, Checker: probe.CheckerFunc(checkNTP)},
-	"ldap":  {Transport: probe.TCP, Summary: "LDAP, LDAPS or StartTLS, anonymous or simple bind, optional search", NewOptions: newLDAPOptions, Checker: probe.CheckerFunc(checkLDAP)},
-	"snmp":  {Transport: probe.UDP, Summary: "SNMP v1, v2c or v3 GET of sysDescr/sysUpTime or configured OIDs", NewOptions: newSNMPOptions, Checker: probe.CheckerFunc(checkSNMP)},
-	"iscsi": {Transport: probe.TCP, Summary: "iSCSI login (discovery or a named target), optional CHAP and SendTargets", NewOptions: newISCSIOptions, Checker: probe.CheckerFunc(checkISCSI)},
-	"http":  {Transport: probe.TCP, Summary: "HTTP or HTTPS request with expected status codes", NewOptions: newHTTPOptions, Checker: probe.CheckerFunc(checkHTTP)},
-	"ssh":   {Transport: probe.TCP, Summary: "SSH identification banner", NewOptions: newSSHOptions, Checker: probe.CheckerFunc(checkSSH)},
+// Value is one numeric protocol fact a kind reports in Result.Values. It
+// becomes the metric flowprobe_<Name> with the target's labels.
+type Value struct {
+	Name string
+	Help string // the metric's HELP text
+}
+
+// Hint binds a catalog flow's application hint (Flow.App) to a kind: a
+// flow with hint App over the kind's transport is checked with the kind
+// and the Options the hint implies (nil for none).
+type Hint struct {
+	App     string
+	Options map[string]any
+}
+
+// Spec declares a check kind whose options are of type O. Each kind's file
+// registers its Spec with one call to register, from a package-level
+// variable; config validation, dispatch, the catalog bindings, the value
+// metrics and the JSON Schema (go generate ./checks) all read the registry.
+type Spec[O any] struct {
+	Name      string
+	Transport probe.Protocol
+	Summary   string
+	// Defaults returns a new options struct with the kind's defaults set.
+	Defaults func() *O
+	Values   []Value
+	Hints    []Hint
+	// Run runs the check with t's options (the validated defaults when t
+	// has none), records phases, details and values in r, and returns the
+	// error that decides the outcome (see Classify); nil is ok.
+	Run RunFunc[O]
+}
+
+// RunFunc is the body of a check, after the common prologue.
+type RunFunc[O any] func(ctx context.Context, t probe.Target, o *O, r *probe.Result) error
+
+// registry is the one list of check kinds, filled by register.
+var registry = map[string]Kind{}
+
+// register adds the kind s declares to the registry and returns it. It
+// panics on a second kind of the same name or an incomplete Spec: both are
+// programming errors found by any test run.
+func register[O any](s Spec[O]) Kind {
+	if _, dup := registry[s.Name]; dup || s.Name == "" || s.Defaults == nil || s.Run == nil || !s.Transport.Valid() {
+		panic(fmt.Sprintf("checks: bad or duplicate registration of %q", s.Name))
+	}
+	k := Kind{
+		Name:       s.Name,
+		Summary:    s.Summary,
+		Transport:  s.Transport,
+		NewOptions: func() any { return s.Defaults() },
+		Checker: probe.CheckerFunc(func(ctx context.Context, t probe.Target) probe.Result {
+			return runWith(ctx, t, s.Name, s.Defaults, s.Run)
+		}),
+		Values: s.Values,
+		Hints:  s.Hints,
+	}
+	registry[s.Name] = k
+	return k
+}
+
+// Values returns the HELP text of every value metric of every kind, by
+// value name: what the exporter needs to describe them.
+func Values() map[string]string {
+	help := map[string]string{}
+	for _, k := range registry {
+		for _, v := range k.Values {
+			help[v.Name] = v.Help
+		}
+	}
+	return help
 }
 
 // Lookup returns the check kind with the given name.
@@ -147,23 +210,4 @@ func ParseSet(pairs []string) (map[string]any, error) {
 		raw[k] = val
 	}
 	return raw, errors.Join(errs...)
-}
-
-// targetOptions returns t's options of type *T, or the kind's validated
-// defaults when t carries none.
-func targetOptions[T any](t *probe.Target, kind string, defaults func() any) (*T, error) {
-	if t.Options == nil {
-		o := defaults().(*T)
-		if v, ok := any(o).(interface{ Validate() error }); ok {
-			if err := v.Validate(); err != nil {
-				return nil, fmt.Errorf("%s options: %w", kind, err)
-			}
-		}
-		return o, nil
-	}
-	o, ok := t.Options.(*T)
-	if !ok {
-		return nil, fmt.Errorf("%s check: options of type %T", kind, t.Options)
-	}
-	return o, nil
 }

@@ -97,7 +97,7 @@ func TestResponderAnswersTCPAndUDP(t *testing.T) {
 	log := make(probeLog, 16)
 	tcpPort, udpPort := startTestResponder(t, ResponderConfig{OnProbe: log.on})
 
-	r := runTCP(t, tcpPort, decodeTCP(t, map[string]any{"responder": true}), 10*time.Second)
+	r := checkTCPAt(t, tcpPort, decodeTCP(t, map[string]any{"responder": true}), 10*time.Second)
 	if r.Outcome != probe.OutcomeOK || r.Details[probe.DetailResponder] != "true" {
 		t.Fatalf("tcp: outcome %s, details %v, err %v", r.Outcome, r.Details, r.Err)
 	}
@@ -106,7 +106,7 @@ func TestResponderAnswersTCPAndUDP(t *testing.T) {
 		t.Errorf("tcp probe reported as %+v", p)
 	}
 
-	r = runUDP(t, udpPort, nil, 10*time.Second)
+	r = checkUDPAt(t, udpPort, nil, 10*time.Second)
 	if r.Outcome != probe.OutcomeOK || r.Details[probe.DetailResponder] != "true" {
 		t.Fatalf("udp: outcome %s, details %v, err %v", r.Outcome, r.Details, r.Err)
 	}
@@ -119,7 +119,7 @@ func TestResponderAnswersTCPAndUDP(t *testing.T) {
 	}
 
 	// A plain connect (a tcp check without responder) is a probe too.
-	if r := runTCP(t, tcpPort, nil, 10*time.Second); r.Outcome != probe.OutcomeOK {
+	if r := checkTCPAt(t, tcpPort, nil, 10*time.Second); r.Outcome != probe.OutcomeOK {
 		t.Fatalf("plain connect: %s %v", r.Outcome, r.Err)
 	}
 	if p := log.next(t); p.Protocol != probe.TCP || p.Hello {
@@ -238,7 +238,7 @@ func TestResponderMaxConns(t *testing.T) {
 	}
 	defer hold.Close()
 	// The responder has no slot for the next one and hangs up at once.
-	r := runTCP(t, tcpPort, decodeTCP(t, map[string]any{"responder": true}), 10*time.Second)
+	r := checkTCPAt(t, tcpPort, decodeTCP(t, map[string]any{"responder": true}), 10*time.Second)
 	if r.Outcome == probe.OutcomeOK {
 		t.Fatal("a second connection was served beyond MaxConns 1")
 	}
@@ -359,9 +359,9 @@ func TestResponderWildcardAnswersFromTheRightAddress(t *testing.T) {
 			var res probe.Result
 			if p.Protocol == probe.TCP {
 				tg.Options = decodeTCP(t, map[string]any{"responder": true})
-				res = probe.Run(t.Context(), probe.CheckerFunc(checkTCP), tg)
+				res = probe.Run(t.Context(), tcpKind.Checker, tg)
 			} else {
-				res = probe.Run(t.Context(), probe.CheckerFunc(checkUDP), tg)
+				res = probe.Run(t.Context(), udpKind.Checker, tg)
 			}
 			if host == "::1" && res.Outcome != probe.OutcomeOK && !ipv6Loopback() {
 				continue

@@ -30,10 +30,19 @@ const (
 
 var snmpOIDPattern = regexp.MustCompile(`^\.?[0-9]+(\.[0-9]+)+$`)
 
+var snmpKind = register(Spec[SNMPOptions]{
+	Name:      "snmp",
+	Transport: probe.UDP,
+	Summary:   "SNMP v1, v2c or v3 GET of sysDescr/sysUpTime or configured OIDs",
+	Defaults:  newSNMPOptions,
+	Hints:     []Hint{{App: "snmp"}},
+	Run:       runSNMP,
+})
+
 // SNMPOptions are the options of the snmp check.
 type SNMPOptions struct {
 	// Version is 1, 2c (default) or 3.
-	Version string `yaml:"version"`
+	Version string `yaml:"version" schema:"string|integer"` // version: 3 reads as a number
 	// The community of versions 1 and 2c, from a file or the environment;
 	// "public" when neither is set.
 	CommunityFile string `yaml:"community_file"`
@@ -65,7 +74,7 @@ type SNMPOptions struct {
 	privPass  string
 }
 
-func newSNMPOptions() any {
+func newSNMPOptions() *SNMPOptions {
 	return &SNMPOptions{Version: "2c", OIDs: []string{snmpSysDescr, snmpSysUpTime}}
 }
 
@@ -246,18 +255,13 @@ func (o *SNMPOptions) client(ctx context.Context, t *probe.Target, host string, 
 	return g
 }
 
-// checkSNMP sends one GET of the configured OIDs over a connected UDP
+// runSNMP sends one GET of the configured OIDs over a connected UDP
 // socket, so an ICMP refusal ends the check at once.
-func checkSNMP(ctx context.Context, t probe.Target) probe.Result {
-	var r probe.Result
-	o, err := targetOptions[SNMPOptions](&t, "snmp", newSNMPOptions)
-	if err != nil {
-		return finish(&r, err)
-	}
+func runSNMP(ctx context.Context, t probe.Target, o *SNMPOptions, r *probe.Result) error {
 	r.SetDetail("version", o.Version)
-	addr, err := resolve(ctx, &t, &r)
+	addr, err := resolve(ctx, &t, r)
 	if err != nil {
-		return finish(&r, err)
+		return err
 	}
 	network := "udp6"
 	if addr.Is4() {
@@ -269,7 +273,7 @@ func checkSNMP(ctx context.Context, t probe.Target) probe.Result {
 	err = g.Connect()
 	r.Phases[probe.PhaseConnect] = time.Since(start)
 	if err != nil {
-		return finish(&r, fmt.Errorf("snmp: %w", err))
+		return fmt.Errorf("snmp: %w", err)
 	}
 	defer g.Close()
 	release := stopOnDone(ctx, g.Conn)
@@ -285,9 +289,9 @@ func checkSNMP(ctx context.Context, t probe.Target) probe.Result {
 		} else if Classify(err) == probe.OutcomeAuthError {
 			r.SetDetail(probe.DetailReason, "the agent rejected the SNMPv3 user or its keys")
 		}
-		return finish(&r, err)
+		return err
 	}
-	return finish(&r, snmpJudge(o, pkt, &r))
+	return snmpJudge(o, pkt, r)
 }
 
 // snmpError maps gosnmp's errors. gosnmp reports a v3 reply that fails

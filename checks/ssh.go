@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
 	"time"
 
@@ -27,51 +26,37 @@ const (
 // sides send an identification string).
 const sshIdent = "SSH-2.0-flowprobe\r\n"
 
-// SSHOptions are the options of the ssh check.
+var sshKind = register(Spec[SSHOptions]{
+	Name:      "ssh",
+	Transport: probe.TCP,
+	Summary:   "SSH identification banner",
+	Defaults:  newSSHOptions,
+	Hints:     []Hint{{App: "ssh"}},
+	Run:       runSSH,
+})
+
+// SSHOptions are the options of the ssh check: expect, when set, is a
+// regular expression the server's identification line must match.
 type SSHOptions struct {
-	// Expect, when set, is a regular expression the server's
-	// identification line must match.
-	Expect string `yaml:"expect"`
-
-	expect *regexp.Regexp
+	ExpectOption `yaml:",inline"`
 }
 
-func newSSHOptions() any { return &SSHOptions{} }
+func newSSHOptions() *SSHOptions { return &SSHOptions{} }
 
-// Validate compiles Expect.
-func (o *SSHOptions) Validate() error {
-	if o.Expect == "" {
-		return nil
-	}
-	re, err := regexp.Compile(o.Expect)
-	if err != nil {
-		return fmt.Errorf("expect: %w", err)
-	}
-	o.expect = re
-	return nil
-}
-
-// checkSSH connects, announces itself and reads the server's
+// runSSH connects, announces itself and reads the server's
 // identification line ("SSH-2.0-softwareversion comments").
-func checkSSH(ctx context.Context, t probe.Target) probe.Result {
-	var r probe.Result
-	o, err := targetOptions[SSHOptions](&t, "ssh", newSSHOptions)
+func runSSH(ctx context.Context, t probe.Target, o *SSHOptions, r *probe.Result) error {
+	conn, done, err := connect(ctx, &t, "tcp", 0, r)
 	if err != nil {
-		return finish(&r, err)
+		return err
 	}
-	conn, err := dial(ctx, &t, "tcp", &r)
-	if err != nil {
-		return finish(&r, err)
-	}
-	defer conn.Close()
-	release := stopOnDone(ctx, conn)
-	defer release()
+	defer done()
 
 	start := time.Now()
 	banner, err := sshReadIdent(conn)
 	r.Phases[probe.PhaseRequest] = time.Since(start)
 	if err != nil {
-		return finish(&r, err)
+		return err
 	}
 	r.SetDetail("banner", banner)
 	proto, software, _ := strings.Cut(strings.TrimPrefix(banner, "SSH-"), "-")
@@ -81,13 +66,13 @@ func checkSSH(ctx context.Context, t probe.Target) probe.Result {
 	}
 	if proto != "2.0" && proto != "1.99" {
 		r.SetDetail(probe.DetailReason, "server speaks SSH protocol "+proto+" only")
-		return finish(&r, Fail(probe.OutcomeProtocolError, "ssh: protocol version %q, want 2.0", proto))
+		return Fail(probe.OutcomeProtocolError, "ssh: protocol version %q, want 2.0", proto)
 	}
 	if o.expect != nil && !o.expect.MatchString(banner) {
 		r.SetDetail(probe.DetailReason, "banner does not match expect")
-		return finish(&r, Fail(probe.OutcomeProtocolError, "ssh: banner %q does not match %q", banner, o.Expect))
+		return Fail(probe.OutcomeProtocolError, "ssh: banner %q does not match %q", banner, o.Expect)
 	}
-	return finish(&r, nil)
+	return nil
 }
 
 // sshReadIdent sends the check's own identification and reads lines until

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 	"unicode"
@@ -12,6 +11,14 @@ import (
 
 	"github.com/flowprobe/flowprobe/probe"
 )
+
+var tcpKind = register(Spec[TCPOptions]{
+	Name:      "tcp",
+	Transport: probe.TCP,
+	Summary:   "TCP connect, optionally sending a string and expecting a banner",
+	Defaults:  func() *TCPOptions { return &TCPOptions{} },
+	Run:       runTCP,
+})
 
 // maxBanner bounds what the tcp check reads when it expects an answer.
 const maxBanner = 4096
@@ -31,61 +38,43 @@ type ExchangeOptions struct {
 	// the datagram, by default the responder's hello). Use YAML escapes
 	// such as "\r\n".
 	Send string `yaml:"send"`
-	// Expect is a regular expression the peer's first bytes (at most
-	// 4 KiB) must match.
-	Expect string `yaml:"expect"`
+	// Expect (see ExpectOption) is matched against the peer's first
+	// bytes, at most 4 KiB.
+	ExpectOption `yaml:",inline"`
 	// Responder requires the peer to be a flowprobe responder: the check
 	// exchanges a token with it.
 	Responder bool `yaml:"responder"`
-
-	expect *regexp.Regexp
 }
-
-func newTCPOptions() any { return &TCPOptions{} }
 
 // Validate compiles expect and rejects options that exclude each other.
 func (o *ExchangeOptions) Validate() error {
 	if o.Responder && (o.Send != "" || o.Expect != "") {
 		return errors.New("responder: true speaks the responder protocol; it cannot go with send or expect")
 	}
-	if o.Expect != "" {
-		re, err := regexp.Compile(o.Expect)
-		if err != nil {
-			return fmt.Errorf("expect: %w", err)
-		}
-		o.expect = re
-	}
-	return nil
+	return o.ExpectOption.Validate()
 }
 
-// checkTCP connects; then, as configured, exchanges the responder token or
+// runTCP connects; then, as configured, exchanges the responder token or
 // sends a string and matches the answer.
-func checkTCP(ctx context.Context, t probe.Target) probe.Result {
-	var r probe.Result
-	o, err := targetOptions[TCPOptions](&t, "tcp", newTCPOptions)
+func runTCP(ctx context.Context, t probe.Target, o *TCPOptions, r *probe.Result) error {
+	conn, done, err := connect(ctx, &t, "tcp", 0, r)
 	if err != nil {
-		return finish(&r, err)
+		return err
 	}
-	conn, err := dial(ctx, &t, "tcp", &r)
-	if err != nil {
-		return finish(&r, err)
-	}
-	defer conn.Close()
+	defer done()
 	if !o.Responder && o.Send == "" && o.expect == nil {
-		return finish(&r, nil)
+		return nil
 	}
-	release := stopOnDone(ctx, conn)
-	defer release()
 
 	start := time.Now()
 	switch {
 	case o.Responder:
-		err = exchangeToken(conn, &r)
+		err = exchangeToken(conn, r)
 	default:
-		err = tcpSendExpect(conn, o, &r)
+		err = tcpSendExpect(conn, o, r)
 	}
 	r.Phases[probe.PhaseRequest] = time.Since(start)
-	return finish(&r, err)
+	return err
 }
 
 // tcpSendExpect writes o.Send and reads until o.expect matches.

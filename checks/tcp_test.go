@@ -49,13 +49,13 @@ func startTestResponder(t testing.TB, cfg ResponderConfig) (tcpPort, udpPort int
 	return tcpPort, udpPort
 }
 
-func runTCP(t testing.TB, port int, opts *TCPOptions, timeout time.Duration) probe.Result {
+func checkTCPAt(t testing.TB, port int, opts *TCPOptions, timeout time.Duration) probe.Result {
 	t.Helper()
 	var o any
 	if opts != nil {
 		o = opts
 	}
-	return probe.Run(context.Background(), probe.CheckerFunc(checkTCP), probe.Target{Host: "127.0.0.1", Port: port, Timeout: timeout, Options: o})
+	return probe.Run(context.Background(), tcpKind.Checker, probe.Target{Host: "127.0.0.1", Port: port, Timeout: timeout, Options: o})
 }
 
 func TestTCPCheck(t *testing.T) {
@@ -128,7 +128,7 @@ func TestTCPCheck(t *testing.T) {
 			if tc.opts != nil {
 				opts = decodeTCP(t, tc.opts)
 			}
-			r := runTCP(t, tc.port, opts, tc.timeout)
+			r := checkTCPAt(t, tc.port, opts, tc.timeout)
 			if r.Outcome != tc.want {
 				t.Fatalf("outcome %s, want %s (err %v)", r.Outcome, tc.want, r.Err)
 			}
@@ -150,7 +150,7 @@ func TestTCPCheck(t *testing.T) {
 
 func TestTCPCheckResponderDetails(t *testing.T) {
 	port, _ := startTestResponder(t, ResponderConfig{Name: "db01.example.org"})
-	r := runTCP(t, port, decodeTCP(t, map[string]any{"responder": true}), 10*time.Second)
+	r := checkTCPAt(t, port, decodeTCP(t, map[string]any{"responder": true}), 10*time.Second)
 	if r.Outcome != probe.OutcomeOK {
 		t.Fatalf("outcome %s: %v", r.Outcome, r.Err)
 	}
@@ -166,7 +166,7 @@ func TestTCPCheckSanitizesBanner(t *testing.T) {
 	port := loopbackTCPPeer(t, func(c net.Conn) {
 		_, _ = c.Write([]byte("220 \x1b[2Jhi\xff\r\nmore"))
 	})
-	r := runTCP(t, port, decodeTCP(t, map[string]any{"expect": "^220"}), 10*time.Second)
+	r := checkTCPAt(t, port, decodeTCP(t, map[string]any{"expect": "^220"}), 10*time.Second)
 	if r.Outcome != probe.OutcomeOK {
 		t.Fatalf("outcome %s: %v", r.Outcome, r.Err)
 	}
@@ -182,7 +182,7 @@ func TestTCPCheckObeysContext(t *testing.T) {
 	silent := loopbackTCPPeer(t, silentServe)
 	for _, opts := range []map[string]any{{"responder": true}, {"expect": "x"}, {"send": "PING\n", "expect": "PONG"}} {
 		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
-		r := checkTCP(ctx, probe.Target{Host: "127.0.0.1", Port: silent, Options: decodeTCP(t, opts)})
+		r := tcpKind.Checker.Check(ctx, probe.Target{Host: "127.0.0.1", Port: silent, Options: decodeTCP(t, opts)})
 		cancel()
 		if r.Outcome != probe.OutcomeTimeout {
 			t.Errorf("%v: outcome %s, want timeout (%v)", opts, r.Outcome, r.Err)
@@ -191,7 +191,7 @@ func TestTCPCheckObeysContext(t *testing.T) {
 	// A context that is already over never connects.
 	ctx, cancel := context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
 	defer cancel()
-	if r := checkTCP(ctx, probe.Target{Host: "127.0.0.1", Port: silent}); r.Outcome != probe.OutcomeTimeout {
+	if r := tcpKind.Checker.Check(ctx, probe.Target{Host: "127.0.0.1", Port: silent}); r.Outcome != probe.OutcomeTimeout {
 		t.Errorf("expired context: outcome %s, want timeout (%v)", r.Outcome, r.Err)
 	}
 }
@@ -209,7 +209,7 @@ func TestTCPCheckObeysCancel(t *testing.T) {
 		<-accepted
 		cancel()
 	}()
-	r := checkTCP(ctx, probe.Target{Host: "127.0.0.1", Port: silent, Options: decodeTCP(t, map[string]any{"expect": "x"})})
+	r := tcpKind.Checker.Check(ctx, probe.Target{Host: "127.0.0.1", Port: silent, Options: decodeTCP(t, map[string]any{"expect": "x"})})
 	if r.Outcome != probe.OutcomeTimeout {
 		t.Errorf("outcome %s, want timeout (%v)", r.Outcome, r.Err)
 	}
@@ -240,7 +240,7 @@ func TestTCPOptionsDecode(t *testing.T) {
 func BenchmarkTCPCheck(b *testing.B) {
 	port := loopbackTCPPeer(b, func(net.Conn) {})
 	tg := probe.Target{Host: "127.0.0.1", Port: port, Timeout: 5 * time.Second}
-	c := probe.CheckerFunc(checkTCP)
+	c := tcpKind.Checker
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -254,7 +254,7 @@ func BenchmarkTCPCheck(b *testing.B) {
 func BenchmarkTCPCheckResponder(b *testing.B) {
 	port, _ := startTestResponder(b, ResponderConfig{})
 	tg := probe.Target{Host: "127.0.0.1", Port: port, Timeout: 5 * time.Second, Options: decodeTCP(b, map[string]any{"responder": true})}
-	c := probe.CheckerFunc(checkTCP)
+	c := tcpKind.Checker
 	b.ReportAllocs()
 	for b.Loop() {
 		if r := probe.Run(context.Background(), c, tg); r.Outcome != probe.OutcomeOK {
@@ -273,7 +273,7 @@ func BenchmarkTCPCheckDeadlineOvershoot(b *testing.B) {
 	for b.Loop() {
 		ctx, cancel := context.WithTimeout(context.Background(), budget)
 		start := time.Now()
-		r := checkTCP(ctx, tg)
+		r := tcpKind.Checker.Check(ctx, tg)
 		over += time.Since(start) - budget
 		cancel()
 		if r.Outcome != probe.OutcomeTimeout {

@@ -12,6 +12,31 @@ import (
 	"github.com/flowprobe/flowprobe/probe"
 )
 
+// https is bound to the tls check rather than http: a handshake proves the
+// path and the TLS service without knowing which URL of the appliance
+// answers 2xx.
+var tlsKind = register(Spec[TLSCheckOptions]{
+	Name:      "tls",
+	Transport: probe.TCP,
+	Summary:   "TLS handshake: version, cipher, certificate validity and expiry",
+	Defaults:  newTLSCheckOptions,
+	Values:    tlsValues,
+	Hints:     []Hint{{App: "https"}},
+	Run:       runTLS,
+})
+
+// Values of a completed TLS handshake, recorded by every check that makes
+// one (tls, http, ldap).
+const (
+	ValueTLSCertExpiry  = "tls_cert_expiry_timestamp_seconds"  // leaf certificate NotAfter
+	ValueTLSChainExpiry = "tls_chain_expiry_timestamp_seconds" // earliest NotAfter in the verified chain
+)
+
+var tlsValues = []Value{
+	{ValueTLSCertExpiry, "NotAfter of the peer's leaf certificate, as a Unix timestamp."},
+	{ValueTLSChainExpiry, "Earliest NotAfter of the certificates in the peer's chain, as a Unix timestamp."},
+}
+
 // Details keys of the TLS facts a check records.
 const (
 	DetailTLSVersion = "tls_version" // e.g. "TLS 1.3"
@@ -27,36 +52,29 @@ type TLSCheckOptions struct {
 	TLSOptions `yaml:",inline"`
 }
 
-func newTLSCheckOptions() any { return &TLSCheckOptions{} }
+func newTLSCheckOptions() *TLSCheckOptions { return &TLSCheckOptions{} }
 
-// checkTLS connects and runs a TLS handshake, recording the version, the
+// runTLS connects and runs a TLS handshake, recording the version, the
 // cipher and the certificates' expiry; a failed verification is a
 // tls_error with a reason.
-func checkTLS(ctx context.Context, t probe.Target) probe.Result {
-	var r probe.Result
-	o, err := targetOptions[TLSCheckOptions](&t, "tls", newTLSCheckOptions)
+func runTLS(ctx context.Context, t probe.Target, o *TLSCheckOptions, r *probe.Result) error {
+	conn, done, err := connect(ctx, &t, "tcp", 0, r)
 	if err != nil {
-		return finish(&r, err)
+		return err
 	}
-	conn, err := dial(ctx, &t, "tcp", &r)
-	if err != nil {
-		return finish(&r, err)
-	}
-	defer conn.Close()
-	release := stopOnDone(ctx, conn)
-	defer release()
+	defer done()
 
 	tc := tls.Client(conn, o.Config(t.Host))
 	start := time.Now()
 	err = tc.HandshakeContext(ctx)
 	r.Phases[probe.PhaseTLS] = time.Since(start)
 	if err != nil {
-		recordTLSFailure(&r, err)
-		return finish(&r, tlsHandshakeError(err))
+		recordTLSFailure(r, err)
+		return tlsHandshakeError(err)
 	}
 	cs := tc.ConnectionState()
-	recordTLSState(&r, &cs)
-	return finish(&r, nil)
+	recordTLSState(r, &cs)
+	return nil
 }
 
 // recordTLSState records the facts of a completed handshake: version,
@@ -82,14 +100,14 @@ func recordCerts(r *probe.Result, chain []*x509.Certificate) {
 	leaf := chain[0]
 	r.SetDetail(DetailTLSSubject, leaf.Subject.String())
 	r.SetDetail(DetailTLSIssuer, leaf.Issuer.String())
-	r.SetValue(probe.ValueTLSCertExpiry, float64(leaf.NotAfter.Unix()))
+	r.SetValue(ValueTLSCertExpiry, float64(leaf.NotAfter.Unix()))
 	earliest := leaf.NotAfter
 	for _, c := range chain[1:] {
 		if c.NotAfter.Before(earliest) {
 			earliest = c.NotAfter
 		}
 	}
-	r.SetValue(probe.ValueTLSChainExpiry, float64(earliest.Unix()))
+	r.SetValue(ValueTLSChainExpiry, float64(earliest.Unix()))
 }
 
 // recordTLSFailure records the reason of a failed handshake and, when the

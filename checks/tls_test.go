@@ -212,18 +212,18 @@ func TestTLSCheck(t *testing.T) {
 			if tc.opts != nil {
 				opts = decodeTLS(t, tc.opts)
 			}
-			r := probe.Run(t.Context(), probe.CheckerFunc(checkTLS), probe.Target{Host: "127.0.0.1", Port: port, Timeout: 10 * time.Second, Options: opts})
+			r := probe.Run(t.Context(), tlsKind.Checker, probe.Target{Host: "127.0.0.1", Port: port, Timeout: 10 * time.Second, Options: opts})
 			if r.Outcome != tc.want {
 				t.Fatalf("outcome %s, want %s (err %v)", r.Outcome, tc.want, r.Err)
 			}
 			if tc.reason != "" && r.Details[probe.DetailReason] != tc.reason {
 				t.Errorf("reason %q, want %q", r.Details[probe.DetailReason], tc.reason)
 			}
-			if !tc.leafExpiry.IsZero() && r.Values[probe.ValueTLSCertExpiry] != float64(tc.leafExpiry.Unix()) {
-				t.Errorf("leaf expiry %v, want %v", r.Values[probe.ValueTLSCertExpiry], tc.leafExpiry.Unix())
+			if !tc.leafExpiry.IsZero() && r.Values[ValueTLSCertExpiry] != float64(tc.leafExpiry.Unix()) {
+				t.Errorf("leaf expiry %v, want %v", r.Values[ValueTLSCertExpiry], tc.leafExpiry.Unix())
 			}
-			if !tc.chainExpiry.IsZero() && r.Values[probe.ValueTLSChainExpiry] != float64(tc.chainExpiry.Unix()) {
-				t.Errorf("chain expiry %v, want %v", r.Values[probe.ValueTLSChainExpiry], tc.chainExpiry.Unix())
+			if !tc.chainExpiry.IsZero() && r.Values[ValueTLSChainExpiry] != float64(tc.chainExpiry.Unix()) {
+				t.Errorf("chain expiry %v, want %v", r.Values[ValueTLSChainExpiry], tc.chainExpiry.Unix())
 			}
 			if tc.version != "" && r.Details[DetailTLSVersion] != tc.version {
 				t.Errorf("version %q, want %q", r.Details[DetailTLSVersion], tc.version)
@@ -248,7 +248,7 @@ func TestTLSCheckSendsSNI(t *testing.T) {
 	}}
 	port := loopbackTLSPeer(t, cfg)
 	opts := decodeTLS(t, map[string]any{"ca_file": pki.caFile, "server_name": "lab.example.org"})
-	r := probe.Run(t.Context(), probe.CheckerFunc(checkTLS), probe.Target{Host: "127.0.0.1", Port: port, Timeout: 10 * time.Second, Options: opts})
+	r := probe.Run(t.Context(), tlsKind.Checker, probe.Target{Host: "127.0.0.1", Port: port, Timeout: 10 * time.Second, Options: opts})
 	if r.Outcome != probe.OutcomeOK {
 		t.Fatalf("outcome %s: %v", r.Outcome, r.Err)
 	}
@@ -286,7 +286,7 @@ func TestTLSCheckNotTLSAndNetworkFailures(t *testing.T) {
 			if tc.want == probe.OutcomeTimeout {
 				timeout = 100 * time.Millisecond
 			}
-			r := probe.Run(t.Context(), probe.CheckerFunc(checkTLS), probe.Target{Host: "127.0.0.1", Port: tc.port, Timeout: timeout})
+			r := probe.Run(t.Context(), tlsKind.Checker, probe.Target{Host: "127.0.0.1", Port: tc.port, Timeout: timeout})
 			if r.Outcome != tc.want {
 				t.Fatalf("outcome %s, want %s (%v)", r.Outcome, tc.want, r.Err)
 			}

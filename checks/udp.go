@@ -8,6 +8,14 @@ import (
 	"github.com/flowprobe/flowprobe/probe"
 )
 
+var udpKind = register(Spec[UDPOptions]{
+	Name:      "udp",
+	Transport: probe.UDP,
+	Summary:   "UDP datagram on a connected socket: answer, ICMP refusal or silence",
+	Defaults:  newUDPOptions,
+	Run:       runUDP,
+})
+
 // maxDatagram bounds the answer the udp check reads; a longer datagram is
 // truncated.
 const maxDatagram = 4096
@@ -17,25 +25,18 @@ type UDPOptions struct {
 	ExchangeOptions `yaml:",inline"`
 }
 
-func newUDPOptions() any { return &UDPOptions{} }
+func newUDPOptions() *UDPOptions { return &UDPOptions{} }
 
-// checkUDP sends one datagram on a connected socket and waits for an
+// runUDP sends one datagram on a connected socket and waits for an
 // answer, an ICMP error (which the kernel reports to a connected socket) or
 // the deadline. Silence is no_response: the port is open or filtered, and
 // nothing proves which.
-func checkUDP(ctx context.Context, t probe.Target) probe.Result {
-	var r probe.Result
-	o, err := targetOptions[UDPOptions](&t, "udp", newUDPOptions)
+func runUDP(ctx context.Context, t probe.Target, o *UDPOptions, r *probe.Result) error {
+	conn, done, err := connect(ctx, &t, "udp", 0, r)
 	if err != nil {
-		return finish(&r, err)
+		return err
 	}
-	conn, err := dial(ctx, &t, "udp", &r)
-	if err != nil {
-		return finish(&r, err)
-	}
-	defer conn.Close()
-	release := stopOnDone(ctx, conn)
-	defer release()
+	defer done()
 
 	var nonce string
 	payload := []byte(o.Send)
@@ -44,9 +45,9 @@ func checkUDP(ctx context.Context, t probe.Target) probe.Result {
 		payload = responderHello(nonce, udpHelloSize)
 	}
 	start := time.Now()
-	err = udpExchange(conn, payload, nonce, o, &r)
+	err = udpExchange(conn, payload, nonce, o, r)
 	r.Phases[probe.PhaseRequest] = time.Since(start)
-	return finish(&r, err)
+	return err
 }
 
 func udpExchange(c interface {

@@ -40,7 +40,7 @@ func loopbackUDPPeer(t testing.TB, reply func(req []byte) []byte) int {
 	return pc.LocalAddr().(*net.UDPAddr).Port
 }
 
-func runUDP(t testing.TB, port int, raw map[string]any, timeout time.Duration) probe.Result {
+func checkUDPAt(t testing.TB, port int, raw map[string]any, timeout time.Duration) probe.Result {
 	t.Helper()
 	var opts any
 	if raw != nil {
@@ -50,7 +50,7 @@ func runUDP(t testing.TB, port int, raw map[string]any, timeout time.Duration) p
 		}
 		opts = o
 	}
-	return probe.Run(context.Background(), probe.CheckerFunc(checkUDP), probe.Target{Host: "127.0.0.1", Port: port, Protocol: probe.UDP, Timeout: timeout, Options: opts})
+	return probe.Run(context.Background(), udpKind.Checker, probe.Target{Host: "127.0.0.1", Port: port, Protocol: probe.UDP, Timeout: timeout, Options: opts})
 }
 
 func TestUDPCheck(t *testing.T) {
@@ -87,7 +87,7 @@ func TestUDPCheck(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := runUDP(t, tc.port, tc.opts, tc.timeout)
+			r := checkUDPAt(t, tc.port, tc.opts, tc.timeout)
 			if r.Outcome != tc.want {
 				t.Fatalf("outcome %s, want %s (err %v)", r.Outcome, tc.want, r.Err)
 			}
@@ -113,7 +113,7 @@ func TestUDPCheckSendsPayload(t *testing.T) {
 		got <- string(req)
 		return []byte("ok")
 	})
-	r := runUDP(t, port, map[string]any{"send": "\x17\x00\x02\x00"}, 10*time.Second)
+	r := checkUDPAt(t, port, map[string]any{"send": "\x17\x00\x02\x00"}, 10*time.Second)
 	if r.Outcome != probe.OutcomeOK {
 		t.Fatalf("outcome %s: %v", r.Outcome, r.Err)
 	}
@@ -128,7 +128,7 @@ func TestUDPCheckDefaultPayloadIsPaddedHello(t *testing.T) {
 		got <- bytes.Clone(req)
 		return nil
 	})
-	r := runUDP(t, port, nil, 100*time.Millisecond)
+	r := checkUDPAt(t, port, nil, 100*time.Millisecond)
 	if r.Outcome != probe.OutcomeNoResponse {
 		t.Fatalf("outcome %s: %v", r.Outcome, r.Err)
 	}
@@ -145,7 +145,7 @@ func TestUDPCheckObeysContext(t *testing.T) {
 	silent := loopbackUDPPeer(t, func([]byte) []byte { return nil })
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Millisecond)
 	defer cancel()
-	r := checkUDP(ctx, probe.Target{Host: "127.0.0.1", Port: silent})
+	r := udpKind.Checker.Check(ctx, probe.Target{Host: "127.0.0.1", Port: silent})
 	if r.Outcome != probe.OutcomeNoResponse {
 		t.Errorf("outcome %s, want no_response (%v)", r.Outcome, r.Err)
 	}
@@ -166,7 +166,7 @@ func TestUDPOptionsDecode(t *testing.T) {
 func BenchmarkUDPCheckResponder(b *testing.B) {
 	_, port := startTestResponder(b, ResponderConfig{})
 	tg := probe.Target{Host: "127.0.0.1", Port: port, Timeout: 5 * time.Second}
-	c := probe.CheckerFunc(checkUDP)
+	c := udpKind.Checker
 	b.ReportAllocs()
 	for b.Loop() {
 		if r := probe.Run(context.Background(), c, tg); r.Outcome != probe.OutcomeOK {
@@ -183,7 +183,7 @@ func BenchmarkUDPCheckDeadlineOvershoot(b *testing.B) {
 	for b.Loop() {
 		ctx, cancel := context.WithTimeout(context.Background(), budget)
 		start := time.Now()
-		r := checkUDP(ctx, tg)
+		r := udpKind.Checker.Check(ctx, tg)
 		over += time.Since(start) - budget
 		cancel()
 		if r.Outcome != probe.OutcomeNoResponse {

@@ -41,14 +41,19 @@ type Options struct {
 	Stats func() SchedulerStats
 	// Logger receives errors of the HTTP endpoints; nil discards them.
 	Logger *slog.Logger
+	// ValueHelp is the HELP text of the value metrics (Result.Values) by
+	// value name, from the check registry; a value not in it gets a
+	// generic HELP.
+	ValueHelp map[string]string
 }
 
 // Exporter is the prometheus.Collector of flowprobe's metrics and the
 // owner of the result store and the HTTP routes.
 type Exporter struct {
-	store *Store
-	stats func() SchedulerStats
-	log   *slog.Logger
+	store     *Store
+	stats     func() SchedulerStats
+	log       *slog.Logger
+	valueHelp map[string]string
 
 	descs atomic.Pointer[descSet]
 
@@ -62,8 +67,8 @@ func New(opts Options) *Exporter {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	e := &Exporter{store: NewStore(), stats: opts.Stats, log: opts.Logger}
-	e.descs.Store(newDescSet(nil))
+	e := &Exporter{store: NewStore(), stats: opts.Stats, log: opts.Logger, valueHelp: opts.ValueHelp}
+	e.descs.Store(newDescSet(nil, e.valueHelp))
 	return e
 }
 
@@ -89,7 +94,7 @@ func (e *Exporter) SetConstLabels(site string, extra map[string]string) error {
 	if site != "" {
 		labels["site"] = site
 	}
-	e.descs.Store(newDescSet(labels))
+	e.descs.Store(newDescSet(labels, e.valueHelp))
 	return nil
 }
 
@@ -124,11 +129,12 @@ type descSet struct {
 	success, expectDeny, outcome, duration, phase, runs, failures, lastRun, consecFailures *prometheus.Desc
 	reloadOK, reloadTime, lag, inFlight, targets                                           *prometheus.Desc
 
-	valuesMu sync.Mutex
-	values   map[string]*prometheus.Desc
+	valueHelp map[string]string
+	valuesMu  sync.Mutex
+	values    map[string]*prometheus.Desc
 }
 
-func newDescSet(constLabels prometheus.Labels) *descSet {
+func newDescSet(constLabels prometheus.Labels, valueHelp map[string]string) *descSet {
 	name := func(n string) string { return prometheus.BuildFQName(Namespace, "", n) }
 	per := func(n, help string, extra ...string) *prometheus.Desc {
 		return prometheus.NewDesc(name(n), help, append(slices.Clone(TargetLabels), extra...), constLabels)
@@ -152,6 +158,7 @@ func newDescSet(constLabels prometheus.Labels) *descSet {
 		inFlight:       self("checks_in_flight", "Checks running right now."),
 		targets:        self("targets", "Targets configured."),
 		values:         map[string]*prometheus.Desc{},
+		valueHelp:      valueHelp,
 	}
 }
 
@@ -166,7 +173,7 @@ func (d *descSet) value(n string) *prometheus.Desc {
 	fq := prometheus.BuildFQName(Namespace, "", n)
 	var desc *prometheus.Desc
 	if model.UTF8Validation.IsValidMetricName(fq) && model.LegacyValidation.IsValidMetricName(fq) {
-		help, ok := probe.ValueHelp[n]
+		help, ok := d.valueHelp[n]
 		if !ok {
 			help = "Value " + n + " reported by the check."
 		}

@@ -180,7 +180,7 @@ func variedResult(rng *rand.Rand) probe.Result {
 			r.Phases[p] = time.Duration(1 + rng.IntN(1e8))
 		}
 	}
-	for _, n := range []string{probe.ValueTLSCertExpiry, probe.ValueHTTPStatus, probe.ValueICMPRTT, "custom_value", "not-a-name"} {
+	for _, n := range []string{"tls_cert_expiry_timestamp_seconds", "http_status_code", "icmp_rtt_seconds", "custom_value", "not-a-name"} {
 		if rng.IntN(2) == 0 {
 			r.SetValue(n, rng.Float64()*1e9)
 		}

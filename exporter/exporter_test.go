@@ -47,7 +47,7 @@ func okResult() probe.Result {
 	r.Phases[probe.PhaseResolve] = 1 * time.Millisecond
 	r.Phases[probe.PhaseConnect] = 2 * time.Millisecond
 	r.Phases[probe.PhaseTLS] = 5 * time.Millisecond
-	r.SetValue(probe.ValueTLSCertExpiry, 1_900_000_000)
+	r.SetValue("tls_cert_expiry_timestamp_seconds", 1_900_000_000)
 	return r
 }
 
@@ -56,7 +56,7 @@ func timeoutResult(msg string) probe.Result {
 }
 
 func TestCollectExposition(t *testing.T) {
-	e := New(Options{Stats: func() SchedulerStats {
+	e := New(Options{ValueHelp: map[string]string{"tls_cert_expiry_timestamp_seconds": "NotAfter of the peer's leaf certificate, as a Unix timestamp."}, Stats: func() SchedulerStats {
 		return SchedulerStats{Targets: 1, InFlight: 3, LagCount: 4, LagSum: 0.5, LagBuckets: map[float64]uint64{0.01: 1, 1: 4}}
 	}})
 	if err := e.SetConstLabels("berlin", map[string]string{"env": "prod"}); err != nil {

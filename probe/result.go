@@ -27,40 +27,6 @@ func (p Phase) String() string {
 	return "unknown"
 }
 
-// Names of Result.Values. Each becomes the metric flowprobe_<name> with the
-// target's labels; ValueHelp holds the HELP text. Checks set only the values
-// they measured.
-const (
-	ValueTLSCertExpiry   = "tls_cert_expiry_timestamp_seconds"  // leaf certificate NotAfter
-	ValueTLSChainExpiry  = "tls_chain_expiry_timestamp_seconds" // earliest NotAfter in the verified chain
-	ValueNTPOffset       = "ntp_offset_seconds"
-	ValueNTPRTT          = "ntp_rtt_seconds"
-	ValueNTPStratum      = "ntp_stratum"
-	ValueNTPRootDistance = "ntp_root_distance_seconds"
-	ValueNTPLeap         = "ntp_leap"
-	ValueICMPRTT         = "icmp_rtt_seconds" // average round trip of the replies
-	ValueICMPLoss        = "icmp_packet_loss_ratio"
-	ValueDNSAnswers      = "dns_answers"
-	ValueDNSRcode        = "dns_rcode"
-	ValueHTTPStatus      = "http_status_code"
-)
-
-// ValueHelp is the HELP text of every known value metric.
-var ValueHelp = map[string]string{
-	ValueTLSCertExpiry:   "NotAfter of the peer's leaf certificate, as a Unix timestamp.",
-	ValueTLSChainExpiry:  "Earliest NotAfter of the certificates in the peer's chain, as a Unix timestamp.",
-	ValueNTPOffset:       "Clock offset of the NTP server relative to this host, in seconds.",
-	ValueNTPRTT:          "Round trip of the NTP query, in seconds.",
-	ValueNTPStratum:      "Stratum the NTP server reported.",
-	ValueNTPRootDistance: "Root distance the NTP server reported, in seconds.",
-	ValueNTPLeap:         "Leap indicator the NTP server reported (3 = not synchronised).",
-	ValueICMPRTT:         "Average round trip of the ICMP echo replies, in seconds.",
-	ValueICMPLoss:        "Fraction of ICMP echo requests that got no reply.",
-	ValueDNSAnswers:      "Number of records in the DNS answer section.",
-	ValueDNSRcode:        "DNS response code of the answer.",
-	ValueHTTPStatus:      "HTTP status code of the response.",
-}
-
 // Well-known Result.Details keys shared by several checks.
 const (
 	DetailResponder = "responder" // "true" when a flowprobe responder answered
@@ -81,7 +47,8 @@ type Result struct {
 	// Details are human-readable facts (TLS version, cipher, banner, rcode
 	// name, kiss code...). Never exported as labels.
 	Details map[string]string
-	// Values are numeric protocol facts, exported as metrics (Value*).
+	// Values are numeric protocol facts, each exported as the metric
+	// flowprobe_<name>; the check kinds declare their names and HELP.
 	Values map[string]float64
 	// Err is the wrapped error behind a failed outcome, nil on ok.
 	Err error

@@ -118,7 +118,7 @@ func serve(ctx context.Context, o *serveOptions, stderr io.Writer) int {
 
 	logger.Info("Starting flowprobe", "version", version.Info(), "build_context", version.BuildContext())
 	d := &daemon{log: logger, load: load}
-	d.exp = exporter.New(exporter.Options{Logger: logger, Stats: func() exporter.SchedulerStats {
+	d.exp = exporter.New(exporter.Options{Logger: logger, ValueHelp: checks.Values(), Stats: func() exporter.SchedulerStats {
 		st := d.sched.Stats()
 		return exporter.SchedulerStats{Targets: st.Targets, InFlight: st.InFlight, LagCount: st.Lag.Count, LagSum: st.Lag.Sum, LagBuckets: st.Lag.Buckets}
 	}})
