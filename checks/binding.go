@@ -31,11 +31,9 @@ var hints = map[string]hintBinding{
 	"ssh":   {kind: "ssh", proto: probe.TCP},
 }
 
-// Binder binds flows to check kinds for probe.Plan, using the hint table
+// Binder binds flows to check kinds for site.Plan, using the hint table
 // above and the check registry.
 type Binder struct{}
-
-var _ probe.Binder = Binder{}
 
 // KindFor returns the check kind for app hint app over proto, with the
 // options the hint implies. icmp flows always use the icmp check.

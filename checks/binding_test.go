@@ -5,7 +5,11 @@ import (
 	"testing"
 
 	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/site"
 )
+
+// Binder is the binder site.Plan uses.
+var _ site.Binder = Binder{}
 
 func TestBinderKindFor(t *testing.T) {
 	var b Binder

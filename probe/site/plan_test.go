@@ -1,6 +1,8 @@
-package probe
+package site
 
 import (
+	"github.com/flowprobe/flowprobe/probe"
+
 	"fmt"
 	"testing"
 	"time"
@@ -19,7 +21,7 @@ func planYAML(t *testing.T, src string) *PlanResult {
 	return res
 }
 
-func find(res *PlanResult, id string) *Target {
+func find(res *PlanResult, id string) *probe.Target {
 	for i := range res.Targets {
 		if res.Targets[i].ID == id {
 			return &res.Targets[i]
@@ -256,7 +258,7 @@ func TestConfigFromFlags(t *testing.T) {
 		Product: "demo", Self: []string{"appliance"},
 		Hosts: []string{"dc=dc1.example.org,192.0.2.21", "hypervisor=hv1.example.org"},
 		Flows: []string{"ldap", "hv-api"}, Timeout: 45 * time.Second,
-		Check: "tcp", Expect: ExpectDeny,
+		Check: "tcp", Expect: probe.ExpectDeny,
 	})
 	if err != nil {
 		t.Fatal(err)

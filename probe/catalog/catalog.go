@@ -1,6 +1,12 @@
-package probe
+// Package catalog loads the vendor port tables flowprobe ships with (the
+// *.yaml files of this directory, embedded in the binary) into products and
+// flows of the probe vocabulary. Every file is checked strictly, and every
+// error names the file, the line and the flow.
+package catalog
 
 import (
+	"github.com/flowprobe/flowprobe/probe"
+
 	"embed"
 	"errors"
 	"fmt"
@@ -18,22 +24,26 @@ import (
 // embeddedCatalog holds the vendor port tables shipped with flowprobe, one
 // file per product (see docs/catalog.md for the format).
 //
-//go:embed catalog/*.yaml
+//go:embed *.yaml
 var embeddedCatalog embed.FS
 
 // Catalog is every product's port table.
 type Catalog struct {
-	Products []*Product // sorted by Name
+	Products []*probe.Product // sorted by Name
 }
 
-// LoadCatalog loads the catalog embedded in the binary.
-func LoadCatalog() (*Catalog, error) { return LoadCatalogFS(embeddedCatalog) }
+// Load loads the catalog embedded in the binary.
+func Load() (*Catalog, error) { return load(embeddedCatalog, "catalog/") }
 
-// LoadCatalogFS loads every *.yaml file found in fsys (walked from its root)
+// LoadFS loads every *.yaml file found in fsys (walked from its root)
 // as one product each. It checks every file strictly and reports all errors
-// at once, joined with errors.Join; each one is a *CatalogError that names
+// at once, joined with errors.Join; each one is a *Error that names
 // the file, the line and, within a flow, the flow's id.
-func LoadCatalogFS(fsys fs.FS) (*Catalog, error) {
+func LoadFS(fsys fs.FS) (*Catalog, error) { return load(fsys, "") }
+
+// load is LoadFS naming each file with prefix before its path in fsys (the
+// embedded files are named as in the source tree, catalog/<product>.yaml).
+func load(fsys fs.FS, prefix string) (*Catalog, error) {
 	var files []string
 	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -61,17 +71,17 @@ func LoadCatalogFS(fsys fs.FS) (*Catalog, error) {
 			errs = append(errs, fmt.Errorf("load catalog: %w", err))
 			continue
 		}
-		p, perrs := parseCatalogFile(file, data)
+		p, perrs := parseCatalogFile(prefix+file, data)
 		errs = append(errs, perrs...)
 		if p == nil || p.Name == "" {
 			continue
 		}
 		if other, dup := byName[p.Name]; dup {
-			errs = append(errs, &CatalogError{File: file, Line: 1,
+			errs = append(errs, &Error{File: prefix + file, Line: 1,
 				Msg: fmt.Sprintf("product %q is also defined in %s", p.Name, other)})
 			continue
 		}
-		byName[p.Name] = file
+		byName[p.Name] = prefix + file
 		cat.Products = append(cat.Products, p)
 	}
 	if len(errs) > 0 {
@@ -82,7 +92,7 @@ func LoadCatalogFS(fsys fs.FS) (*Catalog, error) {
 }
 
 // Product returns the product with the given name.
-func (c *Catalog) Product(name string) (*Product, bool) {
+func (c *Catalog) Product(name string) (*probe.Product, bool) {
 	for _, p := range c.Products {
 		if p.Name == name {
 			return p, true
@@ -102,23 +112,23 @@ func (c *Catalog) Names() []string {
 
 // Flows returns every flow of every product, products in name order and
 // flows in file order.
-func (c *Catalog) Flows() []Flow {
-	var out []Flow
+func (c *Catalog) Flows() []probe.Flow {
+	var out []probe.Flow
 	for _, p := range c.Products {
 		out = append(out, p.Flows...)
 	}
 	return out
 }
 
-// CatalogError is one problem in a catalog file.
-type CatalogError struct {
+// Error is one problem in a catalog file.
+type Error struct {
 	File string
 	Line int
 	Flow string // the flow's id, or "#N" for the Nth flow when it has none
 	Msg  string
 }
 
-func (e *CatalogError) Error() string {
+func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)
 	if e.Line > 0 {
@@ -154,7 +164,7 @@ var (
 // catalogParser collects the errors of one file.
 type catalogParser struct {
 	file string
-	errs []*CatalogError
+	errs []*Error
 }
 
 func (p *catalogParser) errorf(n *yaml.Node, flow, format string, args ...any) {
@@ -162,7 +172,7 @@ func (p *catalogParser) errorf(n *yaml.Node, flow, format string, args ...any) {
 	if n != nil {
 		line = n.Line
 	}
-	p.errs = append(p.errs, &CatalogError{File: p.file, Line: line, Flow: flow, Msg: fmt.Sprintf(format, args...)})
+	p.errs = append(p.errs, &Error{File: p.file, Line: line, Flow: flow, Msg: fmt.Sprintf(format, args...)})
 }
 
 // fields checks that n is a mapping with only known, unique keys and
@@ -264,7 +274,7 @@ func (p *catalogParser) list(m map[string]*yaml.Node, parent *yaml.Node, key str
 
 // parseCatalogFile reads one catalog file. It returns the product (possibly
 // partial) and every error found.
-func parseCatalogFile(file string, data []byte) (*Product, []error) {
+func parseCatalogFile(file string, data []byte) (*probe.Product, []error) {
 	p := &catalogParser{file: file}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
@@ -274,7 +284,7 @@ func parseCatalogFile(file string, data []byte) (*Product, []error) {
 			line, _ = strconv.Atoi(m[1])
 			msg = m[2]
 		}
-		return nil, []error{&CatalogError{File: file, Line: line, Msg: "invalid YAML: " + msg}}
+		return nil, []error{&Error{File: file, Line: line, Msg: "invalid YAML: " + msg}}
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
 		p.errorf(nil, "", "empty catalog file")
@@ -285,7 +295,7 @@ func parseCatalogFile(file string, data []byte) (*Product, []error) {
 	if top == nil {
 		return nil, p.joinable()
 	}
-	prod := &Product{}
+	prod := &probe.Product{}
 	prod.Name = p.need(top, root, "product", "", "")
 	if prod.Name != "" {
 		if !catalogKebab.MatchString(prod.Name) {
@@ -302,7 +312,7 @@ func parseCatalogFile(file string, data []byte) (*Product, []error) {
 		if m == nil {
 			continue
 		}
-		d := Document{
+		d := probe.Document{
 			ID:       p.need(m, n, "id", "", " in document"),
 			File:     p.need(m, n, "file", "", " in document"),
 			Title:    p.need(m, n, "title", "", " in document"),
@@ -329,7 +339,7 @@ func parseCatalogFile(file string, data []byte) (*Product, []error) {
 		if m == nil {
 			continue
 		}
-		r := Role{Name: p.need(m, n, "name", "", " in role")}
+		r := probe.Role{Name: p.need(m, n, "name", "", " in role")}
 		r.Description = p.need(m, n, "description", "", fmt.Sprintf(" in role %q", r.Name))
 		switch {
 		case r.Name == "":
@@ -371,7 +381,7 @@ func (p *catalogParser) joinable() []error {
 }
 
 // flow reads and checks the i-th flow. ok is false when it has no usable id.
-func (p *catalogParser) flow(n *yaml.Node, i int, prod *Product, roles, docs map[string]bool) (Flow, bool) {
+func (p *catalogParser) flow(n *yaml.Node, i int, prod *probe.Product, roles, docs map[string]bool) (probe.Flow, bool) {
 	label := fmt.Sprintf("#%d", i+1)
 	if n.Kind == yaml.MappingNode {
 		// Find the id first so that every message names the flow.
@@ -384,9 +394,9 @@ func (p *catalogParser) flow(n *yaml.Node, i int, prod *Product, roles, docs map
 	}
 	m := p.fields(n, "flow", label, catalogFlowKeys)
 	if m == nil {
-		return Flow{}, false
+		return probe.Flow{}, false
 	}
-	f := Flow{Product: prod.Name, File: p.file, Line: n.Line}
+	f := probe.Flow{Product: prod.Name, File: p.file, Line: n.Line}
 	f.ID = p.need(m, n, "id", label, "")
 	if f.ID != "" && !catalogKebab.MatchString(f.ID) {
 		p.errorf(m["id"], label, "id is not kebab-case (a-z, 0-9, -)")
@@ -410,7 +420,7 @@ func (p *catalogParser) flow(n *yaml.Node, i int, prod *Product, roles, docs map
 	}
 
 	proto := p.need(m, n, "protocol", label, "")
-	f.Protocol = Protocol(proto)
+	f.Protocol = probe.Protocol(proto)
 	if proto != "" && !f.Protocol.Valid() {
 		p.errorf(m["protocol"], label, "protocol %q is not tcp, udp or icmp", proto)
 	}
@@ -418,15 +428,15 @@ func (p *catalogParser) flow(n *yaml.Node, i int, prod *Product, roles, docs map
 
 	f.Purpose = p.need(m, n, "purpose", label, "")
 	req := p.need(m, n, "required", label, "")
-	f.Required = Requirement(req)
+	f.Required = probe.Requirement(req)
 	if req != "" && !f.Required.Valid() {
 		p.errorf(m["required"], label, "required %q is not required, optional or conditional", req)
 	}
 	f.Condition = p.str(m, "condition", label)
 	switch {
-	case f.Required == Conditional && f.Condition == "":
+	case f.Required == probe.Conditional && f.Condition == "":
 		p.errorf(n, label, "required is conditional but no condition is given")
-	case f.Required != Conditional && f.Required.Valid() && m["condition"] != nil:
+	case f.Required != probe.Conditional && f.Required.Valid() && m["condition"] != nil:
 		p.errorf(m["condition"], label, "condition given but required is %q, not conditional", f.Required)
 	}
 	f.Footnotes = p.strings(m, "footnotes", label)
@@ -469,9 +479,9 @@ func (p *catalogParser) flow(n *yaml.Node, i int, prod *Product, roles, docs map
 
 // ports reads a flow's port list: required and non-empty for tcp and udp,
 // absent for icmp.
-func (p *catalogParser) ports(m map[string]*yaml.Node, n *yaml.Node, label string, proto Protocol) []PortSpec {
+func (p *catalogParser) ports(m map[string]*yaml.Node, n *yaml.Node, label string, proto probe.Protocol) []probe.PortSpec {
 	pn := m["ports"]
-	if proto == ICMP {
+	if proto == probe.ICMP {
 		if pn != nil {
 			p.errorf(pn, label, "icmp flows have no ports")
 		}
@@ -491,14 +501,14 @@ func (p *catalogParser) ports(m map[string]*yaml.Node, n *yaml.Node, label strin
 		p.errorf(pn, label, "ports is empty")
 		return nil
 	}
-	var out []PortSpec
+	var out []probe.PortSpec
 	seen := map[string]bool{}
 	for _, item := range pn.Content {
 		if item.Kind != yaml.ScalarNode || (item.Tag != "!!int" && item.Tag != "!!str") {
 			p.errorf(item, label, "ports: %q is not a port, a LOW-HIGH range, \"dynamic\" or \"ephemeral\"", item.Value)
 			continue
 		}
-		ps, err := ParsePortSpec(item.Value)
+		ps, err := probe.ParsePortSpec(item.Value)
 		if err != nil {
 			hint := ""
 			if strings.ContainsAny(item.Value, "\u2013\u2014\u301c\uff5e") {

@@ -1,6 +1,9 @@
-package probe
+package site
 
 import (
+	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/catalog"
+
 	"fmt"
 	"maps"
 	"os"
@@ -18,15 +21,15 @@ type fakeBinder struct{}
 
 var fakeKinds = []string{"dns", "http", "icmp", "ldap", "ntp", "tcp", "tls", "udp"}
 
-func (fakeBinder) KindFor(app string, proto Protocol) (string, map[string]any) {
+func (fakeBinder) KindFor(app string, proto probe.Protocol) (string, map[string]any) {
 	switch {
-	case proto == ICMP:
+	case proto == probe.ICMP:
 		return "icmp", nil
-	case app == "ldap" && proto == TCP:
+	case app == "ldap" && proto == probe.TCP:
 		return "ldap", nil
-	case app == "ldaps" && proto == TCP:
+	case app == "ldaps" && proto == probe.TCP:
 		return "ldap", map[string]any{"mode": "ldaps"}
-	case app == "https" && proto == TCP:
+	case app == "https" && proto == probe.TCP:
 		return "tls", nil
 	}
 	return string(proto), nil
@@ -41,9 +44,9 @@ func (fakeBinder) Decode(kind string, raw map[string]any) (any, error) {
 	return maps.Clone(raw), nil
 }
 
-func loadDemo(t *testing.T) *Catalog {
+func loadDemo(t *testing.T) *catalog.Catalog {
 	t.Helper()
-	cat, err := LoadCatalogFS(os.DirFS("testdata/plan"))
+	cat, err := catalog.LoadFS(os.DirFS("testdata/plan"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +232,7 @@ func TestParseConfigGood(t *testing.T) {
 }
 
 // targetLine is a compact, complete view of a target for comparisons.
-func targetLine(t Target) string {
+func targetLine(t probe.Target) string {
 	return fmt.Sprintf("%s every %s within %s expect %s %s %v", t.ID, t.Interval, t.Timeout, t.Expect, t.Required, t.Options)
 }
 

@@ -1,6 +1,13 @@
-package probe
+// Package site reads a site configuration (which products run here, as
+// which role, the hosts of the other roles, how often to check), validates
+// it, and plans it against the catalog: flows × hosts → probe.Target, with
+// the skipped flows and the firewall request beside them. Its errors name
+// the config file, the line and the product, role or flow.
+package site
 
 import (
+	"github.com/flowprobe/flowprobe/probe"
+
 	"bytes"
 	"errors"
 	"fmt"
@@ -163,7 +170,7 @@ type FlowConfig struct {
 	Check string
 	// Options are the raw options of the flow's check kind.
 	Options map[string]any
-	Expect  Expect
+	Expect  probe.Expect
 
 	keys keyPos
 }
@@ -171,7 +178,7 @@ type FlowConfig struct {
 // ExtraFlow is a flow of the site's own: the fields of a catalog flow plus
 // the settings of a flow override.
 type ExtraFlow struct {
-	Flow   Flow
+	Flow   probe.Flow
 	Config FlowConfig
 }
 
@@ -688,7 +695,7 @@ func (p *parser) flowSettings(ctx []string, fc *FlowConfig) map[string]func(*yam
 		"expect": func(v *yaml.Node) {
 			var s string
 			p.str(v, ctx, "expect", &s)
-			fc.Expect = Expect(s)
+			fc.Expect = probe.Expect(s)
 		},
 	})
 }
@@ -754,12 +761,12 @@ func (p *parser) extraFlow(n *yaml.Node, pctx []string, ef *ExtraFlow) {
 		"protocol": func(v *yaml.Node) {
 			var s string
 			p.str(v, ctx, "protocol", &s)
-			f.Protocol = Protocol(s)
+			f.Protocol = probe.Protocol(s)
 		},
 		"required": func(v *yaml.Node) {
 			var s string
 			p.str(v, ctx, "required", &s)
-			f.Required = Requirement(s)
+			f.Required = probe.Requirement(s)
 		},
 		"ports": func(v *yaml.Node) {
 			items := []*yaml.Node{v}
@@ -772,7 +779,7 @@ func (p *parser) extraFlow(n *yaml.Node, pctx []string, ef *ExtraFlow) {
 					p.errorf(e, ctx, "ports: each item must be a port, a LOW-HIGH range, dynamic or ephemeral")
 					continue
 				}
-				ps, err := ParsePortSpec(e.Value)
+				ps, err := probe.ParsePortSpec(e.Value)
 				if err != nil {
 					p.errorf(e, ctx, "ports: %v", err)
 					continue
@@ -1017,13 +1024,13 @@ func (c *Config) validateExtraFlow(ef *ExtraFlow, pctx []string, parent Settings
 		fail("", "an extra flow needs a protocol (tcp, udp or icmp)")
 	case !f.Protocol.Valid():
 		fail("protocol", "protocol %q: want tcp, udp or icmp", f.Protocol)
-	case f.Protocol == ICMP && len(f.Ports) > 0:
+	case f.Protocol == probe.ICMP && len(f.Ports) > 0:
 		fail("ports", "an icmp flow has no ports")
-	case f.Protocol != ICMP && len(f.Ports) == 0 && !fc.keys.has("ports"):
+	case f.Protocol != probe.ICMP && len(f.Ports) == 0 && !fc.keys.has("ports"):
 		fail("", "a %s flow needs ports", f.Protocol)
 	}
 	if f.Required == "" {
-		f.Required = Required
+		f.Required = probe.Required
 	} else if !f.Required.Valid() {
 		fail("required", "required %q: want required, optional or conditional", f.Required)
 	}
@@ -1110,7 +1117,7 @@ type Flags struct {
 	Ranges  RangeMode
 	Check   string
 	Options map[string]any
-	Expect  Expect
+	Expect  probe.Expect
 	// SelfAddresses, SourceAddress and IPFamily are as in Config.
 	SelfAddresses []string
 	SourceAddress string

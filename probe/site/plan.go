@@ -1,6 +1,9 @@
-package probe
+package site
 
 import (
+	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/catalog"
+
 	"fmt"
 	"maps"
 	"slices"
@@ -14,7 +17,7 @@ type Binder interface {
 	// KindFor returns the check kind that proves a flow with application
 	// hint app over proto, and the options the hint implies for that kind
 	// (e.g. ldaps → ldap with mode: ldaps), or nil.
-	KindFor(app string, proto Protocol) (kind string, hint map[string]any)
+	KindFor(app string, proto probe.Protocol) (kind string, hint map[string]any)
 	// Known reports whether kind is a check kind.
 	Known(kind string) bool
 	// Decode decodes raw options for kind strictly and validates them.
@@ -39,42 +42,42 @@ const (
 // Skip explains a flow (or one host or port of it) that Plan did not turn
 // into targets.
 type Skip struct {
-	Product     string   `json:"product"`
-	Flow        string   `json:"flow"`
-	Source      string   `json:"source"`
-	Destination string   `json:"destination"`
-	Protocol    Protocol `json:"protocol"`
-	Host        string   `json:"host,omitempty"` // set when one host is skipped
-	Port        string   `json:"port,omitempty"` // set when one port spec is skipped
-	Code        SkipCode `json:"code"`
-	Reason      string   `json:"reason"`
+	Product     string         `json:"product"`
+	Flow        string         `json:"flow"`
+	Source      string         `json:"source"`
+	Destination string         `json:"destination"`
+	Protocol    probe.Protocol `json:"protocol"`
+	Host        string         `json:"host,omitempty"` // set when one host is skipped
+	Port        string         `json:"port,omitempty"` // set when one port spec is skipped
+	Code        SkipCode       `json:"code"`
+	Reason      string         `json:"reason"`
 }
 
 // Rule is one line of the firewall request: traffic a firewall must pass
 // (or, for flows with expect: deny, must keep blocked).
 type Rule struct {
-	Action Expect `json:"action"` // allow, or deny for expect: deny flows
+	Action probe.Expect `json:"action"` // allow, or deny for expect: deny flows
 	// Source and Destination are addresses or names, or "<role>" when the
 	// config does not know the role's hosts.
-	Source          string   `json:"source"`
-	Destination     string   `json:"destination"`
-	SourceRole      string   `json:"source_role"`
-	DestinationRole string   `json:"destination_role"`
-	Protocol        Protocol `json:"protocol"`
+	Source          string         `json:"source"`
+	Destination     string         `json:"destination"`
+	SourceRole      string         `json:"source_role"`
+	DestinationRole string         `json:"destination_role"`
+	Protocol        probe.Protocol `json:"protocol"`
 	// Ports is a port, a LOW-HIGH range, "dynamic", "ephemeral", or "" for
 	// icmp.
-	Ports    string      `json:"ports"`
-	Product  string      `json:"product"`
-	Flow     string      `json:"flow"`
-	Required Requirement `json:"required"`
-	Purpose  string      `json:"purpose"`
-	Note     string      `json:"note,omitempty"`
+	Ports    string            `json:"ports"`
+	Product  string            `json:"product"`
+	Flow     string            `json:"flow"`
+	Required probe.Requirement `json:"required"`
+	Purpose  string            `json:"purpose"`
+	Note     string            `json:"note,omitempty"`
 }
 
 // PlanResult is the expansion of a site config against the catalog.
 type PlanResult struct {
 	// Targets are the checks this instance runs, sorted by ID.
-	Targets []Target
+	Targets []probe.Target
 	// Skipped lists, in catalog order, what was not planned and why.
 	Skipped []Skip
 	// Rules is the firewall request: every flow of the configured products
@@ -85,17 +88,17 @@ type PlanResult struct {
 // Plan expands cfg against the catalog into targets. Unknown products,
 // roles and flows, and check options the binder rejects, are errors naming
 // the config's file:line and the flow; all are returned at once.
-func Plan(cat *Catalog, cfg *Config, b Binder) (*PlanResult, error) {
+func Plan(cat *catalog.Catalog, cfg *Config, b Binder) (*PlanResult, error) {
 	return PlanProducts(cat.Products, cfg, b)
 }
 
 // PlanProducts is Plan over a list of products.
-func PlanProducts(products []*Product, cfg *Config, b Binder) (*PlanResult, error) {
+func PlanProducts(products []*probe.Product, cfg *Config, b Binder) (*PlanResult, error) {
 	pl := &planner{cfg: cfg, b: b, res: &PlanResult{}, self: map[string]bool{}}
 	for _, a := range cfg.SelfAddresses {
 		pl.self[hostKey(a)] = true
 	}
-	byName := map[string]*Product{}
+	byName := map[string]*probe.Product{}
 	var known []string
 	for _, p := range products {
 		byName[p.Name] = p
@@ -113,8 +116,8 @@ func PlanProducts(products []*Product, cfg *Config, b Binder) (*PlanResult, erro
 		}
 		pl.product(prod, pc)
 	}
-	slices.SortFunc(pl.res.Targets, func(a, b Target) int { return strings.Compare(a.ID, b.ID) })
-	pl.res.Targets = slices.CompactFunc(pl.res.Targets, func(a, b Target) bool { return a.ID == b.ID })
+	slices.SortFunc(pl.res.Targets, func(a, b probe.Target) int { return strings.Compare(a.ID, b.ID) })
+	pl.res.Targets = slices.CompactFunc(pl.res.Targets, func(a, b probe.Target) bool { return a.ID == b.ID })
 	if fi := cfg.Scheduler.FailingInterval; fi > 0 {
 		for _, t := range pl.res.Targets {
 			if fi <= t.Timeout {
@@ -153,10 +156,10 @@ func (pl *planner) checkKinds(opts map[string]map[string]any, k keyPos, prefix s
 // productPlan is the state of planning one product.
 type productPlan struct {
 	*planner
-	prod  *Product
+	prod  *probe.Product
 	pc    *ProductConfig
 	ctx   []string
-	flows []*Flow
+	flows []*probe.Flow
 	// flowCfg holds the override of each flow id (extra flows: their own).
 	flowCfg map[string]*FlowConfig
 	roles   map[string]*RoleConfig
@@ -164,7 +167,7 @@ type productPlan struct {
 	extra   map[string]bool // ids of the site's own flows
 }
 
-func (pl *planner) product(prod *Product, pc *ProductConfig) {
+func (pl *planner) product(prod *probe.Product, pc *ProductConfig) {
 	pp := &productPlan{
 		planner: pl, prod: prod, pc: pc, ctx: []string{"product " + pc.Name},
 		flowCfg: map[string]*FlowConfig{}, roles: map[string]*RoleConfig{}, self: map[string]bool{},
@@ -174,7 +177,7 @@ func (pl *planner) product(prod *Product, pc *ProductConfig) {
 	for _, r := range prod.Roles {
 		known[r.Name] = true
 	}
-	ids := map[string]*Flow{}
+	ids := map[string]*probe.Flow{}
 	for i := range prod.Flows {
 		f := prod.Flows[i]
 		f.Product = prod.Name
@@ -196,7 +199,7 @@ func (pl *planner) product(prod *Product, pc *ProductConfig) {
 		f := ef.Flow
 		f.Product = prod.Name
 		if f.Required == "" {
-			f.Required = Required
+			f.Required = probe.Required
 		}
 		known[f.Source] = true
 		if f.Destination != "" {
@@ -265,7 +268,7 @@ func (pl *planner) product(prod *Product, pc *ProductConfig) {
 	}
 }
 
-func (pp *productPlan) checkPortOverrides(ports map[string]int, k keyPos, role string, ctx []string, ids map[string]*Flow) {
+func (pp *productPlan) checkPortOverrides(ports map[string]int, k keyPos, role string, ctx []string, ids map[string]*probe.Flow) {
 	for _, id := range slices.Sorted(maps.Keys(ports)) {
 		f := ids[id]
 		switch {
@@ -273,7 +276,7 @@ func (pp *productPlan) checkPortOverrides(ports map[string]int, k keyPos, role s
 			pp.fail(k, "ports."+id, ctx, "ports: unknown flow %q", id)
 		case f.Destination != role:
 			pp.fail(k, "ports."+id, ctx, "ports: flow %s goes to role %s, not %s", id, f.Destination, role)
-		case f.Protocol == ICMP:
+		case f.Protocol == probe.ICMP:
 			pp.fail(k, "ports."+id, ctx, "ports: flow %s is icmp and has no port", id)
 		case !f.Configurable && !pp.extra[id]:
 			pp.fail(k, "ports."+id, ctx, "ports: the vendor does not document the port of flow %s as configurable", id)
@@ -281,21 +284,21 @@ func (pp *productPlan) checkPortOverrides(ports map[string]int, k keyPos, role s
 	}
 }
 
-func (pp *productPlan) skip(f *Flow, code SkipCode, host, port, format string, args ...any) {
+func (pp *productPlan) skip(f *probe.Flow, code SkipCode, host, port, format string, args ...any) {
 	pp.res.Skipped = append(pp.res.Skipped, Skip{
 		Product: f.Product, Flow: f.ID, Source: f.Source, Destination: destinationName(f),
 		Protocol: f.Protocol, Host: host, Port: port, Code: code, Reason: fmt.Sprintf(format, args...),
 	})
 }
 
-func destinationName(f *Flow) string {
+func destinationName(f *probe.Flow) string {
 	if f.Destination != "" {
 		return f.Destination
 	}
 	return f.Hostname
 }
 
-func (pp *productPlan) flow(f *Flow) {
+func (pp *productPlan) flow(f *probe.Flow) {
 	pc := pp.pc
 	if slices.Contains(pc.Exclude, f.ID) {
 		pp.skip(f, SkipExcluded, "", "", "excluded in the config")
@@ -352,13 +355,13 @@ func (pp *productPlan) flow(f *Flow) {
 	}
 	expect := fc.Expect
 	if expect == "" {
-		expect = ExpectAllow
+		expect = probe.ExpectAllow
 	}
 	required := f.Required
 	if required == "" {
-		required = Required
+		required = probe.Required
 	}
-	base := Target{
+	base := probe.Target{
 		Product: f.Product, Flow: f.ID, Source: f.Source, Destination: destinationName(f),
 		Protocol: f.Protocol, Check: kind, Options: opts, Expect: expect, Required: required,
 		Interval: eff.Interval, Timeout: eff.Timeout,
@@ -367,7 +370,7 @@ func (pp *productPlan) flow(f *Flow) {
 	add := func(host string, port int) {
 		t := base
 		t.Host, t.Port = host, port
-		t.ID = MakeID(t.Product, t.Flow, host, port, t.Protocol, t.Check)
+		t.ID = probe.MakeID(t.Product, t.Flow, host, port, t.Protocol, t.Check)
 		pp.res.Targets = append(pp.res.Targets, t)
 	}
 	skipped := map[string]bool{} // port specs already reported for this flow
@@ -382,15 +385,15 @@ func (pp *productPlan) flow(f *Flow) {
 			pp.skip(f, SkipOwnHost, h.Host, "", "%s is one of self_addresses", h.Host)
 			continue
 		}
-		if f.Protocol == ICMP {
+		if f.Protocol == probe.ICMP {
 			add(h.Host, 0)
 			continue
 		}
 		for _, ps := range portsFor(f, rc, h) {
 			switch {
-			case ps.Kind == PortDynamic:
+			case ps.Kind == probe.PortDynamic:
 				skipOnce(SkipDynamicPort, ps.String(), "the product chooses the port at run time")
-			case ps.Kind == PortEphemeral:
+			case ps.Kind == probe.PortEphemeral:
 				skipOnce(SkipEphemeralPort, ps.String(), "the port comes from the OS ephemeral range")
 			case !ps.IsRange():
 				add(h.Host, ps.Low)
@@ -417,12 +420,12 @@ func (pp *productPlan) flow(f *Flow) {
 
 // portsFor returns the port specs of flow f at host h: the host's
 // override, the role's override, or the flow's own ports.
-func portsFor(f *Flow, rc *RoleConfig, h HostConfig) []PortSpec {
+func portsFor(f *probe.Flow, rc *RoleConfig, h HostConfig) []probe.PortSpec {
 	if p, ok := h.Ports[f.ID]; ok {
-		return []PortSpec{{Kind: PortFixed, Low: p, High: p}}
+		return []probe.PortSpec{{Kind: probe.PortFixed, Low: p, High: p}}
 	}
 	if p, ok := rc.Ports[f.ID]; ok {
-		return []PortSpec{{Kind: PortFixed, Low: p, High: p}}
+		return []probe.PortSpec{{Kind: probe.PortFixed, Low: p, High: p}}
 	}
 	return f.Ports
 }
@@ -432,7 +435,7 @@ func portsFor(f *Flow, rc *RoleConfig, h HostConfig) []PortSpec {
 // role's check; the kind named like the flow's app hint when the role, the
 // product or the defaults give options for it (e.g. dns); the binder's
 // kind for the app hint and transport.
-func (pp *productPlan) bind(f *Flow, fc *FlowConfig, rc *RoleConfig, ctx []string) (string, any, bool) {
+func (pp *productPlan) bind(f *probe.Flow, fc *FlowConfig, rc *RoleConfig, ctx []string) (string, any, bool) {
 	var kind string
 	var hint map[string]any
 	layers := []struct {
@@ -445,7 +448,7 @@ func (pp *productPlan) bind(f *Flow, fc *FlowConfig, rc *RoleConfig, ctx []strin
 		{rc.Options, rc.keys, ""},
 	}
 	switch {
-	case rc.Responder && f.Protocol != ICMP:
+	case rc.Responder && f.Protocol != probe.ICMP:
 		if fc.Check != "" {
 			pp.fail(fc.keys, "check", ctx, "check %q conflicts with responder: true of role %s", fc.Check, rc.Name)
 			return "", nil, false
@@ -490,7 +493,7 @@ func (pp *productPlan) bind(f *Flow, fc *FlowConfig, rc *RoleConfig, ctx []strin
 		where = p
 		from = append(from, strconv.Itoa(p.line))
 	}
-	if rc.Responder && f.Protocol != ICMP {
+	if rc.Responder && f.Protocol != probe.ICMP {
 		raw["responder"] = true
 	}
 	opts, err := pp.b.Decode(kind, raw)
@@ -507,7 +510,7 @@ func (pp *productPlan) bind(f *Flow, fc *FlowConfig, rc *RoleConfig, ctx []strin
 
 // rules adds the firewall rules of flow f: every source host to every
 // destination host, per port spec.
-func (pp *productPlan) rules(f *Flow, fc *FlowConfig, rc *RoleConfig) {
+func (pp *productPlan) rules(f *probe.Flow, fc *FlowConfig, rc *RoleConfig) {
 	var srcs []string
 	if src := pp.roles[f.Source]; src != nil && len(src.Hosts) > 0 {
 		for _, h := range src.Hosts {
@@ -536,13 +539,13 @@ func (pp *productPlan) rules(f *Flow, fc *FlowConfig, rc *RoleConfig) {
 	if rc == nil {
 		rc = &RoleConfig{}
 	}
-	action := ExpectAllow
-	if fc.Expect == ExpectDeny {
-		action = ExpectDeny
+	action := probe.ExpectAllow
+	if fc.Expect == probe.ExpectDeny {
+		action = probe.ExpectDeny
 	}
 	required := f.Required
 	if required == "" {
-		required = Required
+		required = probe.Required
 	}
 	for _, s := range srcs {
 		for _, d := range dsts {
@@ -553,16 +556,16 @@ func (pp *productPlan) rules(f *Flow, fc *FlowConfig, rc *RoleConfig) {
 				Action: action, Source: s, Destination: d.Host, SourceRole: f.Source, DestinationRole: destinationName(f),
 				Protocol: f.Protocol, Product: f.Product, Flow: f.ID, Required: required, Purpose: f.Purpose,
 			}
-			if f.Protocol == ICMP {
+			if f.Protocol == probe.ICMP {
 				pp.res.Rules = append(pp.res.Rules, r)
 				continue
 			}
 			for _, ps := range portsFor(f, rc, d) {
 				r.Ports = ps.String()
 				switch ps.Kind {
-				case PortDynamic:
+				case probe.PortDynamic:
 					r.Note = "dynamic: the product chooses the port at run time; see the vendor's documentation"
-				case PortEphemeral:
+				case probe.PortEphemeral:
 					r.Note = "ephemeral: a port from the source's OS ephemeral range"
 				default:
 					r.Note = ""
