@@ -1,0 +1,562 @@
+package site
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/flowprobe/flowprobe/probe"
+	"go.yaml.in/yaml/v3"
+)
+
+// LoadConfig reads and parses the site config at path.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load config: %w", err)
+	}
+	return ParseConfig(path, data)
+}
+
+// ParseConfig parses a site config strictly: unknown keys, bad values and
+// inconsistent settings are errors, each naming filename:line and the
+// product, role or flow; all of them are returned at once (errors.Join).
+// References to the catalog (products, roles, flow ids) and check options
+// are checked by Plan.
+func ParseConfig(filename string, data []byte) (*Config, error) {
+	p := &parser{file: filename}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, configError(pos{file: filename}, nil, "the config is empty")
+		}
+		return nil, p.syntaxError(err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, configError(pos{filename, extra.Line}, nil, "a second YAML document; a config is one document")
+	} else if !errors.Is(err, io.EOF) {
+		return nil, p.syntaxError(err)
+	}
+	cfg := &Config{File: filename}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	p.config(root, cfg)
+	if errs := append(p.errs, cfg.validate()...); len(errs) > 0 {
+		return nil, joinSorted(errs)
+	}
+	return cfg, nil
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+func (p *parser) syntaxError(err error) error {
+	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return configError(pos{p.file, line}, nil, "%s", m[2])
+	}
+	return configError(pos{file: p.file}, nil, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
+}
+
+// parser walks the YAML node tree, collecting every error.
+type parser struct {
+	file string
+	errs []error
+}
+
+func (p *parser) pos(n *yaml.Node) pos { return pos{p.file, n.Line} }
+
+func (p *parser) errorf(n *yaml.Node, ctx []string, format string, args ...any) {
+	p.errs = append(p.errs, configError(p.pos(n), ctx, format, args...))
+}
+
+func resolve(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n
+}
+
+func isNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
+}
+
+// fields walks a mapping, calling the handler of each known key and
+// reporting unknown and duplicate keys. It records each key's position.
+func (p *parser) fields(n *yaml.Node, ctx []string, what string, keys keyPos, handlers map[string]func(v *yaml.Node)) {
+	n = resolve(n)
+	keys[""] = p.pos(n)
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n, ctx, "%s must be a mapping", what)
+		return
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], resolve(n.Content[i+1])
+		h, ok := handlers[k.Value]
+		if !ok {
+			known := make([]string, 0, len(handlers))
+			for name := range handlers {
+				known = append(known, name)
+			}
+			slices.Sort(known)
+			p.errorf(k, ctx, "unknown key %q in %s (known: %s)", k.Value, what, strings.Join(known, ", "))
+			continue
+		}
+		if keys.has(k.Value) && k.Value != "" {
+			p.errorf(k, ctx, "key %q is set twice in %s", k.Value, what)
+			continue
+		}
+		keys[k.Value] = p.pos(k)
+		h(v)
+	}
+}
+
+func (p *parser) str(n *yaml.Node, ctx []string, key string, dst *string) {
+	if n.Kind != yaml.ScalarNode || isNull(n) {
+		p.errorf(n, ctx, "%s must be a string", key)
+		return
+	}
+	*dst = n.Value
+}
+
+func (p *parser) strList(n *yaml.Node, ctx []string, key string, dst *[]string) {
+	if n.Kind == yaml.ScalarNode && !isNull(n) {
+		*dst = []string{n.Value}
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.errorf(n, ctx, "%s must be a string or a list of strings", key)
+		return
+	}
+	for _, e := range n.Content {
+		e = resolve(e)
+		if e.Kind != yaml.ScalarNode || isNull(e) {
+			p.errorf(e, ctx, "%s: each item must be a string", key)
+			continue
+		}
+		*dst = append(*dst, e.Value)
+	}
+}
+
+func (p *parser) duration(n *yaml.Node, ctx []string, key string, dst *time.Duration) {
+	p.durationMin(n, ctx, key, dst, false)
+}
+
+// durationMin parses a duration; zero is accepted when zeroOK (it means
+// "off").
+func (p *parser) durationMin(n *yaml.Node, ctx []string, key string, dst *time.Duration, zeroOK bool) {
+	if n.Kind != yaml.ScalarNode {
+		p.errorf(n, ctx, "%s must be a duration such as 30s or 1m", key)
+		return
+	}
+	d, err := time.ParseDuration(n.Value)
+	if err != nil {
+		p.errorf(n, ctx, "%s %q is not a duration such as 30s or 1m", key, n.Value)
+		return
+	}
+	switch {
+	case d < 0 && zeroOK:
+		p.errorf(n, ctx, "%s must not be negative (0 turns it off), not %s", key, n.Value)
+		return
+	case d <= 0 && !zeroOK:
+		p.errorf(n, ctx, "%s must be greater than 0, not %s", key, n.Value)
+		return
+	}
+	*dst = d
+}
+
+func (p *parser) integer(n *yaml.Node, ctx []string, key string, dst *int) {
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
+		p.errorf(n, ctx, "%s must be an integer, not %q", key, n.Value)
+		return
+	}
+	v, err := strconv.Atoi(n.Value)
+	if err != nil {
+		p.errorf(n, ctx, "%s must be an integer, not %q", key, n.Value)
+		return
+	}
+	*dst = v
+}
+
+func (p *parser) boolean(n *yaml.Node, ctx []string, key string, dst *bool) {
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
+		p.errorf(n, ctx, "%s must be true or false, not %q", key, n.Value)
+		return
+	}
+	*dst = n.Value == "true"
+}
+
+func (p *parser) rawOptions(n *yaml.Node, ctx []string, key string) map[string]any {
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n, ctx, "%s must be a mapping", key)
+		return nil
+	}
+	var m map[string]any
+	if err := n.Decode(&m); err != nil {
+		p.errorf(n, ctx, "%s: %v", key, err)
+		return nil
+	}
+	return m
+}
+
+// kindOptions parses `options: {kind: {...}}`, recording each kind's line
+// in keys under "options.<kind>".
+func (p *parser) kindOptions(n *yaml.Node, ctx []string, keys keyPos) map[string]map[string]any {
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n, ctx, "options must be a mapping of check kind to its options, e.g. options: {snmp: {version: 2c}}")
+		return nil
+	}
+	out := map[string]map[string]any{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], resolve(n.Content[i+1])
+		if _, dup := out[k.Value]; dup {
+			p.errorf(k, ctx, "options for check kind %q are set twice", k.Value)
+			continue
+		}
+		keys["options."+k.Value] = p.pos(k)
+		if v.Kind != yaml.MappingNode && !isNull(v) {
+			p.errorf(v, ctx, "options.%s must be a mapping of %s check options", k.Value, k.Value)
+			continue
+		}
+		out[k.Value] = p.rawOptions(v, ctx, "options."+k.Value)
+	}
+	return out
+}
+
+// portMap parses `ports: {flow-id: 8443}`, recording "ports.<flow>".
+func (p *parser) portMap(n *yaml.Node, ctx []string, keys keyPos) map[string]int {
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n, ctx, "ports must be a mapping of flow id to port, e.g. ports: {web-console: 8443}")
+		return nil
+	}
+	out := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], resolve(n.Content[i+1])
+		if _, dup := out[k.Value]; dup {
+			p.errorf(k, ctx, "port of flow %q is set twice", k.Value)
+			continue
+		}
+		keys["ports."+k.Value] = p.pos(k)
+		port := 0
+		p.integer(v, ctx, "port of flow "+k.Value, &port)
+		out[k.Value] = port
+	}
+	return out
+}
+
+func (p *parser) settings(ctx []string, s *Settings) map[string]func(*yaml.Node) {
+	return map[string]func(*yaml.Node){
+		"interval": func(v *yaml.Node) { p.duration(v, ctx, "interval", &s.Interval) },
+		"timeout":  func(v *yaml.Node) { p.duration(v, ctx, "timeout", &s.Timeout) },
+		"ranges": func(v *yaml.Node) {
+			var r string
+			p.str(v, ctx, "ranges", &r)
+			s.Ranges = RangeMode(r)
+		},
+	}
+}
+
+func merge(a, b map[string]func(*yaml.Node)) map[string]func(*yaml.Node) {
+	for k, v := range b {
+		a[k] = v
+	}
+	return a
+}
+
+func (p *parser) config(n *yaml.Node, c *Config) {
+	c.keys = keyPos{}
+	p.fields(n, nil, "the config", c.keys, map[string]func(*yaml.Node){
+		"site": func(v *yaml.Node) { p.str(v, nil, "site", &c.Site) },
+		"labels": func(v *yaml.Node) {
+			if isNull(v) {
+				return
+			}
+			if v.Kind != yaml.MappingNode {
+				p.errorf(v, nil, "labels must be a mapping of label name to value")
+				return
+			}
+			c.Labels = map[string]string{}
+			for i := 0; i+1 < len(v.Content); i += 2 {
+				k, val := v.Content[i], resolve(v.Content[i+1])
+				c.keys["labels."+k.Value] = p.pos(k)
+				if _, dup := c.Labels[k.Value]; dup {
+					p.errorf(k, nil, "label %q is set twice", k.Value)
+					continue
+				}
+				var s string
+				p.str(val, nil, "label "+k.Value, &s)
+				c.Labels[k.Value] = s
+			}
+		},
+		"self_addresses": func(v *yaml.Node) { p.strList(v, nil, "self_addresses", &c.SelfAddresses) },
+		"source_address": func(v *yaml.Node) { p.str(v, nil, "source_address", &c.SourceAddress) },
+		"ip_family":      func(v *yaml.Node) { p.str(v, nil, "ip_family", &c.IPFamily) },
+		"defaults": func(v *yaml.Node) {
+			ctx := []string{"defaults"}
+			keys := keyPos{}
+			p.fields(v, ctx, "defaults", keys, merge(p.settings(ctx, &c.Defaults.Settings), map[string]func(*yaml.Node){
+				"options": func(v *yaml.Node) { c.Defaults.Options = p.kindOptions(v, ctx, keys) },
+			}))
+			for k, v := range keys {
+				c.keys["defaults."+k] = v
+			}
+		},
+		"scheduler": func(v *yaml.Node) {
+			s := &c.Scheduler
+			ctx := []string{"scheduler"}
+			keys := keyPos{}
+			p.fields(v, ctx, "scheduler", keys, map[string]func(*yaml.Node){
+				"max_in_flight":          func(v *yaml.Node) { p.integer(v, ctx, "max_in_flight", &s.MaxInFlight) },
+				"max_in_flight_per_host": func(v *yaml.Node) { p.integer(v, ctx, "max_in_flight_per_host", &s.MaxInFlightPerHost) },
+				"jitter": func(v *yaml.Node) {
+					if v.Kind != yaml.ScalarNode || (v.Tag != "!!float" && v.Tag != "!!int") {
+						p.errorf(v, ctx, "jitter must be a number between 0 and 1, not %q", v.Value)
+						return
+					}
+					f, err := strconv.ParseFloat(v.Value, 64)
+					if err != nil {
+						p.errorf(v, ctx, "jitter must be a number between 0 and 1, not %q", v.Value)
+						return
+					}
+					s.Jitter = f
+				},
+				"failing_interval": func(v *yaml.Node) {
+					p.durationMin(v, ctx, "failing_interval", &s.FailingInterval, true)
+				},
+				"failures_before_down": func(v *yaml.Node) {
+					p.integer(v, ctx, "failures_before_down", &s.FailuresBeforeDown)
+				},
+			})
+			for k, v := range keys {
+				c.keys["scheduler."+k] = v
+			}
+		},
+		"products": func(v *yaml.Node) {
+			if isNull(v) {
+				return
+			}
+			if v.Kind != yaml.SequenceNode {
+				p.errorf(v, nil, "products must be a list of product names or product blocks")
+				return
+			}
+			for _, e := range v.Content {
+				e = resolve(e)
+				pc := &ProductConfig{keys: keyPos{"": p.pos(e)}}
+				switch {
+				case e.Kind == yaml.ScalarNode && !isNull(e):
+					pc.Name = e.Value
+					pc.keys["name"] = p.pos(e)
+				case e.Kind == yaml.MappingNode:
+					p.product(e, pc)
+				default:
+					p.errorf(e, nil, "each product must be a product name or a block with name: and its settings")
+					continue
+				}
+				c.Products = append(c.Products, pc)
+			}
+		},
+	})
+}
+
+func (p *parser) product(n *yaml.Node, pc *ProductConfig) {
+	ctx := []string{"product"}
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == "name" {
+				ctx = []string{"product " + resolve(n.Content[i+1]).Value}
+			}
+		}
+	}
+	p.fields(n, ctx, "a product", pc.keys, merge(p.settings(ctx, &pc.Settings), map[string]func(*yaml.Node){
+		"name":    func(v *yaml.Node) { p.str(v, ctx, "name", &pc.Name) },
+		"self":    func(v *yaml.Node) { p.strList(v, ctx, "self", &pc.Self) },
+		"only":    func(v *yaml.Node) { p.strList(v, ctx, "only", &pc.Only) },
+		"exclude": func(v *yaml.Node) { p.strList(v, ctx, "exclude", &pc.Exclude) },
+		"options": func(v *yaml.Node) { pc.Options = p.kindOptions(v, ctx, pc.keys) },
+		"roles": func(v *yaml.Node) {
+			if isNull(v) {
+				return
+			}
+			if v.Kind != yaml.MappingNode {
+				p.errorf(v, ctx, "roles must be a mapping of role name to its hosts and settings")
+				return
+			}
+			seen := map[string]bool{}
+			for i := 0; i+1 < len(v.Content); i += 2 {
+				k, rv := v.Content[i], resolve(v.Content[i+1])
+				if seen[k.Value] {
+					p.errorf(k, ctx, "role %q is set twice", k.Value)
+					continue
+				}
+				seen[k.Value] = true
+				rc := &RoleConfig{Name: k.Value, keys: keyPos{}}
+				p.role(rv, append(ctx[:1:1], "role "+k.Value), rc)
+				rc.keys["name"] = p.pos(k)
+				pc.Roles = append(pc.Roles, rc)
+			}
+		},
+		"flows": func(v *yaml.Node) {
+			if isNull(v) {
+				return
+			}
+			if v.Kind != yaml.MappingNode {
+				p.errorf(v, ctx, "flows must be a mapping of flow id to its settings")
+				return
+			}
+			seen := map[string]bool{}
+			for i := 0; i+1 < len(v.Content); i += 2 {
+				k, fv := v.Content[i], resolve(v.Content[i+1])
+				if seen[k.Value] {
+					p.errorf(k, ctx, "flow %q is set twice", k.Value)
+					continue
+				}
+				seen[k.Value] = true
+				fc := &FlowConfig{ID: k.Value, keys: keyPos{}}
+				fctx := append(ctx[:1:1], "flow "+k.Value)
+				p.fields(fv, fctx, "a flow", fc.keys, p.flowSettings(fctx, fc))
+				fc.keys["id"] = p.pos(k)
+				pc.Flows = append(pc.Flows, fc)
+			}
+		},
+		"extra_flows": func(v *yaml.Node) {
+			if isNull(v) {
+				return
+			}
+			if v.Kind != yaml.SequenceNode {
+				p.errorf(v, ctx, "extra_flows must be a list of flows")
+				return
+			}
+			for _, e := range v.Content {
+				e = resolve(e)
+				ef := &ExtraFlow{}
+				p.extraFlow(e, ctx, ef)
+				pc.ExtraFlows = append(pc.ExtraFlows, ef)
+			}
+		},
+	}))
+}
+
+func (p *parser) flowSettings(ctx []string, fc *FlowConfig) map[string]func(*yaml.Node) {
+	return merge(p.settings(ctx, &fc.Settings), map[string]func(*yaml.Node){
+		"check":   func(v *yaml.Node) { p.str(v, ctx, "check", &fc.Check) },
+		"options": func(v *yaml.Node) { fc.Options = p.rawOptions(v, ctx, "options") },
+		"expect": func(v *yaml.Node) {
+			var s string
+			p.str(v, ctx, "expect", &s)
+			fc.Expect = probe.Expect(s)
+		},
+	})
+}
+
+func (p *parser) role(n *yaml.Node, ctx []string, rc *RoleConfig) {
+	p.fields(n, ctx, "a role", rc.keys, merge(p.settings(ctx, &rc.Settings), map[string]func(*yaml.Node){
+		"check":     func(v *yaml.Node) { p.str(v, ctx, "check", &rc.Check) },
+		"options":   func(v *yaml.Node) { rc.Options = p.kindOptions(v, ctx, rc.keys) },
+		"ports":     func(v *yaml.Node) { rc.Ports = p.portMap(v, ctx, rc.keys) },
+		"responder": func(v *yaml.Node) { p.boolean(v, ctx, "responder", &rc.Responder) },
+		"hosts": func(v *yaml.Node) {
+			if isNull(v) {
+				return
+			}
+			if v.Kind != yaml.SequenceNode {
+				p.errorf(v, ctx, "hosts must be a list of names or addresses")
+				return
+			}
+			for _, e := range v.Content {
+				e = resolve(e)
+				h := HostConfig{keys: keyPos{"": p.pos(e)}}
+				switch {
+				case e.Kind == yaml.ScalarNode && !isNull(e):
+					h.Host = e.Value
+				case e.Kind == yaml.MappingNode:
+					p.fields(e, ctx, "a host", h.keys, map[string]func(*yaml.Node){
+						"host":  func(v *yaml.Node) { p.str(v, ctx, "host", &h.Host) },
+						"ports": func(v *yaml.Node) { h.Ports = p.portMap(v, ctx, h.keys) },
+					})
+					if h.Host == "" && !h.keys.has("host") {
+						p.errorf(e, ctx, "a host block needs host: NAME-OR-ADDRESS")
+					}
+				default:
+					p.errorf(e, ctx, "each host must be a name, an address or a block {host: ..., ports: {...}}")
+					continue
+				}
+				rc.Hosts = append(rc.Hosts, h)
+			}
+		},
+	}))
+}
+
+func (p *parser) extraFlow(n *yaml.Node, pctx []string, ef *ExtraFlow) {
+	ctx := append(pctx[:len(pctx):len(pctx)], "extra flow")
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == "id" {
+				ctx[len(ctx)-1] = "flow " + resolve(n.Content[i+1]).Value
+			}
+		}
+	}
+	fc := &ef.Config
+	fc.keys = keyPos{}
+	f := &ef.Flow
+	f.File, f.Line = p.file, n.Line
+	p.fields(n, ctx, "an extra flow", fc.keys, merge(p.flowSettings(ctx, fc), map[string]func(*yaml.Node){
+		"id":          func(v *yaml.Node) { p.str(v, ctx, "id", &f.ID) },
+		"source":      func(v *yaml.Node) { p.str(v, ctx, "source", &f.Source) },
+		"destination": func(v *yaml.Node) { p.str(v, ctx, "destination", &f.Destination) },
+		"hostname":    func(v *yaml.Node) { p.str(v, ctx, "hostname", &f.Hostname) },
+		"purpose":     func(v *yaml.Node) { p.str(v, ctx, "purpose", &f.Purpose) },
+		"app":         func(v *yaml.Node) { p.str(v, ctx, "app", &f.App) },
+		"protocol": func(v *yaml.Node) {
+			var s string
+			p.str(v, ctx, "protocol", &s)
+			f.Protocol = probe.Protocol(s)
+		},
+		"required": func(v *yaml.Node) {
+			var s string
+			p.str(v, ctx, "required", &s)
+			f.Required = probe.Requirement(s)
+		},
+		"ports": func(v *yaml.Node) {
+			items := []*yaml.Node{v}
+			if v.Kind == yaml.SequenceNode {
+				items = v.Content
+			}
+			for _, e := range items {
+				e = resolve(e)
+				if e.Kind != yaml.ScalarNode || isNull(e) {
+					p.errorf(e, ctx, "ports: each item must be a port, a LOW-HIGH range, dynamic or ephemeral")
+					continue
+				}
+				ps, err := probe.ParsePortSpec(e.Value)
+				if err != nil {
+					p.errorf(e, ctx, "ports: %v", err)
+					continue
+				}
+				f.Ports = append(f.Ports, ps)
+			}
+		},
+	}))
+	fc.ID = f.ID
+}
