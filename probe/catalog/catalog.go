@@ -6,6 +6,7 @@ package catalog
 
 import (
 	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/internal/yamlnode"
 
 	"embed"
 	"errors"
@@ -13,9 +14,7 @@ import (
 	"io/fs"
 	"path"
 	"regexp"
-	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -85,7 +84,7 @@ func load(fsys fs.FS, prefix string) (*Catalog, error) {
 		cat.Products = append(cat.Products, p)
 	}
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, yamlnode.Join(errs)
 	}
 	sort.Slice(cat.Products, func(i, j int) bool { return cat.Products[i].Name < cat.Products[j].Name })
 	return cat, nil
@@ -120,36 +119,16 @@ func (c *Catalog) Flows() []probe.Flow {
 	return out
 }
 
-// Error is one problem in a catalog file.
-type Error struct {
-	File string
-	Line int
-	Flow string // the flow's id, or "#N" for the Nth flow when it has none
-	Msg  string
-}
-
-func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		fmt.Fprintf(&b, ":%d", e.Line)
-	}
-	b.WriteString(": ")
-	if strings.HasPrefix(e.Flow, "#") {
-		fmt.Fprintf(&b, "flow %s: ", e.Flow)
-	} else if e.Flow != "" {
-		fmt.Fprintf(&b, "flow %q: ", e.Flow)
-	}
-	b.WriteString(e.Msg)
-	return b.String()
-}
+// Error is one problem in a catalog file, placed at file:line and, within
+// a flow, naming the flow by its id (or "#N" for the Nth flow when it has
+// none).
+type Error = yamlnode.Error
 
 var (
 	catalogKebab    = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 	catalogApp      = regexp.MustCompile(`^[a-z0-9]+([a-z0-9.+-]*[a-z0-9])?$`)
 	catalogHostname = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]([a-z0-9-]*[a-z0-9])?$`)
 	catalogLanguage = regexp.MustCompile(`^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$`)
-	catalogYAMLLine = regexp.MustCompile(`^line (\d+): (.*)$`)
 )
 
 // The keys each mapping of a catalog file may hold.
@@ -161,47 +140,38 @@ var (
 		"required", "condition", "footnotes", "section", "app", "revisions", "note", "configurable"}
 )
 
-// catalogParser collects the errors of one file.
+// catalogParser walks one file with the shared walker.
 type catalogParser struct {
 	file string
-	errs []*Error
+	w    yamlnode.Walker
+}
+
+// flowCtx is the context of a message about flow label.
+func flowCtx(label string) []string {
+	switch {
+	case label == "":
+		return nil
+	case strings.HasPrefix(label, "#"):
+		return []string{"flow " + label}
+	}
+	return []string{fmt.Sprintf("flow %q", label)}
 }
 
 func (p *catalogParser) errorf(n *yaml.Node, flow, format string, args ...any) {
-	line := 0
-	if n != nil {
-		line = n.Line
-	}
-	p.errs = append(p.errs, &Error{File: p.file, Line: line, Flow: flow, Msg: fmt.Sprintf(format, args...)})
+	p.w.Errorf(n, flowCtx(flow), format, args...)
 }
 
 // fields checks that n is a mapping with only known, unique keys and
-// returns its values by key. what names the mapping in messages ("" for the
-// top level); flow is the flow context for messages.
+// returns its values by key. what names the mapping in messages; flow is
+// the flow context for messages.
 func (p *catalogParser) fields(n *yaml.Node, what, flow string, known []string) map[string]*yaml.Node {
-	if n.Kind != yaml.MappingNode {
-		if what == "" {
-			p.errorf(n, flow, "a catalog file must be a mapping")
-		} else {
-			p.errorf(n, flow, "%s must be a mapping", what)
-		}
+	m := p.w.Fields(n, flowCtx(flow), what, known)
+	if m == nil {
 		return nil
 	}
-	in := ""
-	if what != "" && flow == "" {
-		in = " in " + what
-	}
-	out := map[string]*yaml.Node{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		switch {
-		case !slices.Contains(known, k.Value):
-			p.errorf(k, flow, "unknown key %q%s", k.Value, in)
-		case out[k.Value] != nil:
-			p.errorf(k, flow, "duplicate key %q%s", k.Value, in)
-		default:
-			out[k.Value] = v
-		}
+	out := make(map[string]*yaml.Node, len(m.Order))
+	for _, k := range m.Order {
+		out[k] = m.Value(k)
 	}
 	return out
 }
@@ -213,11 +183,8 @@ func (p *catalogParser) str(m map[string]*yaml.Node, key, flow string) string {
 	if n == nil {
 		return ""
 	}
-	if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
-		p.errorf(n, flow, "%s must be a string", key)
-		return ""
-	}
-	return n.Value
+	s, _ := p.w.String(n, flowCtx(flow), key)
+	return s
 }
 
 // need is str for a required key; parent locates the message when the key
@@ -240,17 +207,14 @@ func (p *catalogParser) strings(m map[string]*yaml.Node, key, flow string) []str
 	if n == nil {
 		return nil
 	}
-	if n.Kind != yaml.SequenceNode {
-		p.errorf(n, flow, "%s must be a list", key)
-		return nil
-	}
-	out := make([]string, 0, len(n.Content))
-	for _, item := range n.Content {
-		if item.Kind != yaml.ScalarNode || item.Tag != "!!str" || item.Value == "" {
-			p.errorf(item, flow, "%s: every item must be a non-empty string", key)
+	items, _ := p.w.Strings(n, flowCtx(flow), key, false)
+	out := items[:0]
+	for _, s := range items {
+		if s == "" {
+			p.errorf(n, flow, "%s: every item must be a non-empty string", key)
 			continue
 		}
-		out = append(out, item.Value)
+		out = append(out, s)
 	}
 	return out
 }
@@ -269,31 +233,32 @@ func (p *catalogParser) list(m map[string]*yaml.Node, parent *yaml.Node, key str
 	if len(n.Content) == 0 {
 		p.errorf(n, "", "%s is empty", key)
 	}
-	return n.Content
+	items := make([]*yaml.Node, len(n.Content))
+	for i, item := range n.Content {
+		items[i] = yamlnode.Resolve(item)
+	}
+	return items
 }
 
 // parseCatalogFile reads one catalog file. It returns the product (possibly
 // partial) and every error found.
 func parseCatalogFile(file string, data []byte) (*probe.Product, []error) {
-	p := &catalogParser{file: file}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		msg := strings.TrimPrefix(err.Error(), "yaml: ")
-		line := 0
-		if m := catalogYAMLLine.FindStringSubmatch(msg); m != nil {
-			line, _ = strconv.Atoi(m[1])
-			msg = m[2]
+	p := &catalogParser{file: file, w: yamlnode.Walker{File: file}}
+	root, err := yamlnode.Parse(file, data, "a catalog file")
+	if err != nil {
+		var ye *Error
+		if errors.As(err, &ye) && ye.Syntax() {
+			ye.Msg = "invalid YAML: " + ye.Msg
 		}
-		return nil, []error{&Error{File: file, Line: line, Msg: "invalid YAML: " + msg}}
+		return nil, []error{err}
 	}
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+	if root == nil {
 		p.errorf(nil, "", "empty catalog file")
-		return nil, p.joinable()
+		return nil, p.w.Errs
 	}
-	root := doc.Content[0]
-	top := p.fields(root, "", "", catalogProductKeys)
+	top := p.fields(root, "a catalog file", "", catalogProductKeys)
 	if top == nil {
-		return nil, p.joinable()
+		return nil, p.w.Errs
 	}
 	prod := &probe.Product{}
 	prod.Name = p.need(top, root, "product", "", "")
@@ -365,19 +330,7 @@ func parseCatalogFile(file string, data []byte) (*probe.Product, []error) {
 		ids[f.ID] = n.Line
 		prod.Flows = append(prod.Flows, f)
 	}
-	// Report in file order; errors found on one line keep their order.
-	sort.SliceStable(p.errs, func(i, j int) bool {
-		return p.errs[i].Line < p.errs[j].Line
-	})
-	return prod, p.joinable()
-}
-
-func (p *catalogParser) joinable() []error {
-	out := make([]error, len(p.errs))
-	for i, e := range p.errs {
-		out[i] = e
-	}
-	return out
+	return prod, p.w.Errs
 }
 
 // flow reads and checks the i-th flow. ok is false when it has no usable id.
@@ -386,8 +339,8 @@ func (p *catalogParser) flow(n *yaml.Node, i int, prod *probe.Product, roles, do
 	if n.Kind == yaml.MappingNode {
 		// Find the id first so that every message names the flow.
 		for j := 0; j+1 < len(n.Content); j += 2 {
-			if k, v := n.Content[j], n.Content[j+1]; k.Value == "id" && v.Kind == yaml.ScalarNode && v.Tag == "!!str" && v.Value != "" {
-				label = v.Value
+			if k, v := n.Content[j], n.Content[j+1]; k.Value == "id" && yamlnode.IsString(yamlnode.Resolve(v)) && yamlnode.Resolve(v).Value != "" {
+				label = yamlnode.Resolve(v).Value
 				break
 			}
 		}
@@ -465,11 +418,7 @@ func (p *catalogParser) flow(n *yaml.Node, i int, prod *probe.Product, roles, do
 	}
 	f.Note = p.str(m, "note", label)
 	if c := m["configurable"]; c != nil {
-		if c.Kind != yaml.ScalarNode || c.Tag != "!!bool" {
-			p.errorf(c, label, "configurable must be true or false")
-		} else {
-			f.Configurable = c.Value == "true"
-		}
+		f.Configurable, _ = p.w.Bool(c, flowCtx(label), "configurable")
 	}
 	if f.Footnotes == nil {
 		f.Footnotes = []string{}
@@ -504,6 +453,7 @@ func (p *catalogParser) ports(m map[string]*yaml.Node, n *yaml.Node, label strin
 	var out []probe.PortSpec
 	seen := map[string]bool{}
 	for _, item := range pn.Content {
+		item = yamlnode.Resolve(item)
 		if item.Kind != yaml.ScalarNode || (item.Tag != "!!int" && item.Tag != "!!str") {
 			p.errorf(item, label, "ports: %q is not a port, a LOW-HIGH range, \"dynamic\" or \"ephemeral\"", item.Value)
 			continue

@@ -7,11 +7,10 @@ package site
 
 import (
 	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/internal/yamlnode"
 
-	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -192,48 +191,15 @@ func (k keyPos) at(key string) pos {
 
 func (k keyPos) has(key string) bool { _, ok := k[key]; return ok }
 
-// ConfigError is one problem of a site config, placed at file:line and
-// naming the product, role or flow it concerns.
-type ConfigError struct {
-	File string
-	Line int
-	Msg  string // with the product/role/flow context prefixed
-}
-
-func (e *ConfigError) Error() string {
-	switch {
-	case e.File != "" && e.Line > 0:
-		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
-	case e.File != "":
-		return e.File + ": " + e.Msg
-	}
-	return e.Msg
-}
+// Error is one problem of a site config, placed at file:line and naming
+// the product, role or flow it concerns (Ctx). The catalog's errors are of
+// the same type.
+type Error = yamlnode.Error
 
 func configError(p pos, ctx []string, format string, args ...any) error {
-	var b strings.Builder
-	for _, c := range ctx {
-		if c != "" {
-			b.WriteString(c)
-			b.WriteString(": ")
-		}
-	}
-	fmt.Fprintf(&b, format, args...)
-	return &ConfigError{File: p.file, Line: p.line, Msg: b.String()}
+	return &Error{File: p.file, Line: p.line, Ctx: slices.Clone(ctx), Msg: fmt.Sprintf(format, args...)}
 }
 
 // joinSorted joins errs in file and line order, so a user reads them from
 // the top of the file down.
-func joinSorted(errs []error) error {
-	slices.SortStableFunc(errs, func(a, b error) int {
-		var ea, eb *ConfigError
-		if !errors.As(a, &ea) || !errors.As(b, &eb) {
-			return 0
-		}
-		if c := strings.Compare(ea.File, eb.File); c != 0 {
-			return c
-		}
-		return ea.Line - eb.Line
-	})
-	return errors.Join(errs...)
-}
+func joinSorted(errs []error) error { return yamlnode.Join(errs) }

@@ -77,6 +77,7 @@ var wantBad = map[string][]string{
 		"FILE:4: product demo: self must be a string or a list of strings",
 		"FILE:6: product demo: roles must be a mapping of role name to its hosts and settings",
 		"FILE:7: product demo: flows must be a mapping of flow id to its settings",
+		"FILE:8: each product must be a product name or a block with name: and its settings",
 		"FILE:12: product demo2: role dc: hosts must be a list of names or addresses",
 		"FILE:13: product demo2: role dc: responder must be true or false, not \"yes\"",
 		"FILE:14: each product must be a product name or a block with name: and its settings",

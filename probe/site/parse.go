@@ -1,18 +1,15 @@
 package site
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
+	"maps"
 	"os"
-	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/internal/yamlnode"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -31,124 +28,63 @@ func LoadConfig(path string) (*Config, error) {
 // References to the catalog (products, roles, flow ids) and check options
 // are checked by Plan.
 func ParseConfig(filename string, data []byte) (*Config, error) {
-	p := &parser{file: filename}
-	var doc yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, configError(pos{file: filename}, nil, "the config is empty")
-		}
-		return nil, p.syntaxError(err)
+	root, err := yamlnode.Parse(filename, data, "a config")
+	if err != nil {
+		return nil, err
 	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		return nil, configError(pos{filename, extra.Line}, nil, "a second YAML document; a config is one document")
-	} else if !errors.Is(err, io.EOF) {
-		return nil, p.syntaxError(err)
+	if root == nil {
+		return nil, configError(pos{file: filename}, nil, "the config is empty")
 	}
+	p := &parser{file: filename, w: yamlnode.Walker{File: filename}}
 	cfg := &Config{File: filename}
-	root := &doc
-	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
-		root = root.Content[0]
-	}
 	p.config(root, cfg)
-	if errs := append(p.errs, cfg.validate()...); len(errs) > 0 {
+	if errs := append(p.w.Errs, cfg.validate()...); len(errs) > 0 {
 		return nil, joinSorted(errs)
 	}
 	return cfg, nil
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
-func (p *parser) syntaxError(err error) error {
-	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return configError(pos{p.file, line}, nil, "%s", m[2])
-	}
-	return configError(pos{file: p.file}, nil, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
-}
-
-// parser walks the YAML node tree, collecting every error.
+// parser walks the YAML node tree with the shared walker, collecting every
+// error, and records where each key was set.
 type parser struct {
 	file string
-	errs []error
+	w    yamlnode.Walker
 }
 
 func (p *parser) pos(n *yaml.Node) pos { return pos{p.file, n.Line} }
 
 func (p *parser) errorf(n *yaml.Node, ctx []string, format string, args ...any) {
-	p.errs = append(p.errs, configError(p.pos(n), ctx, format, args...))
+	p.w.Errorf(n, ctx, format, args...)
 }
 
-func resolve(n *yaml.Node) *yaml.Node {
-	for n != nil && n.Kind == yaml.AliasNode {
-		n = n.Alias
-	}
-	return n
-}
+var (
+	resolve = yamlnode.Resolve
+	isNull  = yamlnode.IsNull
+)
 
-func isNull(n *yaml.Node) bool {
-	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
-}
-
-// fields walks a mapping, calling the handler of each known key and
-// reporting unknown and duplicate keys. It records each key's position.
+// fields walks a mapping, calling the handler of each known key in file
+// order and recording each key's position.
 func (p *parser) fields(n *yaml.Node, ctx []string, what string, keys keyPos, handlers map[string]func(v *yaml.Node)) {
-	n = resolve(n)
-	keys[""] = p.pos(n)
-	if isNull(n) {
+	keys[""] = p.pos(resolve(n))
+	m := p.w.Fields(n, ctx, what, slices.Collect(maps.Keys(handlers)))
+	if m == nil {
 		return
 	}
-	if n.Kind != yaml.MappingNode {
-		p.errorf(n, ctx, "%s must be a mapping", what)
-		return
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], resolve(n.Content[i+1])
-		h, ok := handlers[k.Value]
-		if !ok {
-			known := make([]string, 0, len(handlers))
-			for name := range handlers {
-				known = append(known, name)
-			}
-			slices.Sort(known)
-			p.errorf(k, ctx, "unknown key %q in %s (known: %s)", k.Value, what, strings.Join(known, ", "))
-			continue
-		}
-		if keys.has(k.Value) && k.Value != "" {
-			p.errorf(k, ctx, "key %q is set twice in %s", k.Value, what)
-			continue
-		}
-		keys[k.Value] = p.pos(k)
-		h(v)
+	for _, k := range m.Order {
+		keys[k] = p.pos(m.Key(k))
+		handlers[k](m.Value(k))
 	}
 }
 
 func (p *parser) str(n *yaml.Node, ctx []string, key string, dst *string) {
-	if n.Kind != yaml.ScalarNode || isNull(n) {
-		p.errorf(n, ctx, "%s must be a string", key)
-		return
+	if s, ok := p.w.String(n, ctx, key); ok {
+		*dst = s
 	}
-	*dst = n.Value
 }
 
 func (p *parser) strList(n *yaml.Node, ctx []string, key string, dst *[]string) {
-	if n.Kind == yaml.ScalarNode && !isNull(n) {
-		*dst = []string{n.Value}
-		return
-	}
-	if n.Kind != yaml.SequenceNode {
-		p.errorf(n, ctx, "%s must be a string or a list of strings", key)
-		return
-	}
-	for _, e := range n.Content {
-		e = resolve(e)
-		if e.Kind != yaml.ScalarNode || isNull(e) {
-			p.errorf(e, ctx, "%s: each item must be a string", key)
-			continue
-		}
-		*dst = append(*dst, e.Value)
-	}
+	l, _ := p.w.Strings(n, ctx, key, true)
+	*dst = append(*dst, l...)
 }
 
 func (p *parser) duration(n *yaml.Node, ctx []string, key string, dst *time.Duration) {
@@ -158,45 +94,21 @@ func (p *parser) duration(n *yaml.Node, ctx []string, key string, dst *time.Dura
 // durationMin parses a duration; zero is accepted when zeroOK (it means
 // "off").
 func (p *parser) durationMin(n *yaml.Node, ctx []string, key string, dst *time.Duration, zeroOK bool) {
-	if n.Kind != yaml.ScalarNode {
-		p.errorf(n, ctx, "%s must be a duration such as 30s or 1m", key)
-		return
+	if d, ok := p.w.Duration(n, ctx, key, zeroOK); ok {
+		*dst = d
 	}
-	d, err := time.ParseDuration(n.Value)
-	if err != nil {
-		p.errorf(n, ctx, "%s %q is not a duration such as 30s or 1m", key, n.Value)
-		return
-	}
-	switch {
-	case d < 0 && zeroOK:
-		p.errorf(n, ctx, "%s must not be negative (0 turns it off), not %s", key, n.Value)
-		return
-	case d <= 0 && !zeroOK:
-		p.errorf(n, ctx, "%s must be greater than 0, not %s", key, n.Value)
-		return
-	}
-	*dst = d
 }
 
 func (p *parser) integer(n *yaml.Node, ctx []string, key string, dst *int) {
-	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
-		p.errorf(n, ctx, "%s must be an integer, not %q", key, n.Value)
-		return
+	if v, ok := p.w.Int(n, ctx, key); ok {
+		*dst = v
 	}
-	v, err := strconv.Atoi(n.Value)
-	if err != nil {
-		p.errorf(n, ctx, "%s must be an integer, not %q", key, n.Value)
-		return
-	}
-	*dst = v
 }
 
 func (p *parser) boolean(n *yaml.Node, ctx []string, key string, dst *bool) {
-	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
-		p.errorf(n, ctx, "%s must be true or false, not %q", key, n.Value)
-		return
+	if v, ok := p.w.Bool(n, ctx, key); ok {
+		*dst = v
 	}
-	*dst = n.Value == "true"
 }
 
 func (p *parser) rawOptions(n *yaml.Node, ctx []string, key string) map[string]any {
@@ -365,7 +277,7 @@ func (p *parser) config(n *yaml.Node, c *Config) {
 				e = resolve(e)
 				pc := &ProductConfig{keys: keyPos{"": p.pos(e)}}
 				switch {
-				case e.Kind == yaml.ScalarNode && !isNull(e):
+				case yamlnode.IsString(e):
 					pc.Name = e.Value
 					pc.keys["name"] = p.pos(e)
 				case e.Kind == yaml.MappingNode:
@@ -488,7 +400,7 @@ func (p *parser) role(n *yaml.Node, ctx []string, rc *RoleConfig) {
 				e = resolve(e)
 				h := HostConfig{keys: keyPos{"": p.pos(e)}}
 				switch {
-				case e.Kind == yaml.ScalarNode && !isNull(e):
+				case yamlnode.IsString(e):
 					h.Host = e.Value
 				case e.Kind == yaml.MappingNode:
 					p.fields(e, ctx, "a host", h.keys, map[string]func(*yaml.Node){
