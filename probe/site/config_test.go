@@ -35,6 +35,13 @@ func (fakeBinder) KindFor(app string, proto probe.Protocol) (string, map[string]
 	return string(proto), nil
 }
 
+func (fakeBinder) ResponderKind(proto probe.Protocol) (string, map[string]any, bool) {
+	if proto == probe.ICMP {
+		return "", nil, false
+	}
+	return string(proto), map[string]any{"responder": true}, true
+}
+
 func (fakeBinder) Known(kind string) bool { return slices.Contains(fakeKinds, kind) }
 
 func (fakeBinder) Decode(kind string, raw map[string]any) (any, error) {

@@ -21,6 +21,10 @@ type Binder interface {
 	Known(kind string) bool
 	// Decode decodes raw options for kind strictly and validates them.
 	Decode(kind string, raw map[string]any) (any, error)
+	// ResponderKind returns the check kind, and the options it needs, for
+	// a flow over proto to a host running `flowprobe listen`; ok is false
+	// when a responder does not change how proto is checked (icmp).
+	ResponderKind(proto probe.Protocol) (kind string, options map[string]any, ok bool)
 }
 
 // PlanResult is the expansion of a site config against the catalog.
@@ -373,7 +377,7 @@ func portsFor(f *probe.Flow, rc *RoleConfig, h HostConfig) []probe.PortSpec {
 }
 
 // bind chooses the check kind of a flow and decodes its options. The kind
-// is, by precedence: tcp or udp for a responder role; the flow's check; the
+// is, by precedence: the binder's responder kind for a responder role; the flow's check; the
 // role's check; the kind named like the flow's app hint when the role, the
 // product or the defaults give options for it (e.g. dns); the binder's
 // kind for the app hint and transport.
@@ -389,13 +393,20 @@ func (pp *productPlan) bind(f *probe.Flow, fc *FlowConfig, rc *RoleConfig, ctx [
 		{pp.pc.Options, pp.pc.keys, ""},
 		{rc.Options, rc.keys, ""},
 	}
+	var respOpts map[string]any
+	responder := false
+	if rc.Responder {
+		var k string
+		if k, respOpts, responder = pp.b.ResponderKind(f.Protocol); responder {
+			kind = k
+		}
+	}
 	switch {
-	case rc.Responder && f.Protocol != probe.ICMP:
+	case responder:
 		if fc.Check != "" {
 			pp.fail(fc.keys, "check", ctx, "check %q conflicts with responder: true of role %s", fc.Check, rc.Name)
 			return "", nil, false
 		}
-		kind = string(f.Protocol)
 	case fc.Check != "":
 		kind = fc.Check
 		if !pp.b.Known(kind) {
@@ -435,9 +446,7 @@ func (pp *productPlan) bind(f *probe.Flow, fc *FlowConfig, rc *RoleConfig, ctx [
 		where = p
 		from = append(from, strconv.Itoa(p.line))
 	}
-	if rc.Responder && f.Protocol != probe.ICMP {
-		raw["responder"] = true
-	}
+	maps.Copy(raw, respOpts)
 	opts, err := pp.b.Decode(kind, raw)
 	if err != nil {
 		msg := err.Error()
