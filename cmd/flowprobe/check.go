@@ -179,7 +179,8 @@ func selectFlows(plan *site.PlanResult, only, exclude []string) (*site.PlanResul
 	keep := func(flow string) bool {
 		return (len(only) == 0 || slices.Contains(only, flow)) && !slices.Contains(exclude, flow)
 	}
-	sel := &site.PlanResult{Rules: plan.Rules}
+	sel := *plan // keeps the firewall request
+	sel.Targets, sel.Skipped = nil, nil
 	for _, t := range plan.Targets {
 		if keep(t.Flow) {
 			sel.Targets = append(sel.Targets, t)
@@ -190,5 +191,5 @@ func selectFlows(plan *site.PlanResult, only, exclude []string) (*site.PlanResul
 			sel.Skipped = append(sel.Skipped, s)
 		}
 	}
-	return sel, nil
+	return &sel, nil
 }

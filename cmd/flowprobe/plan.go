@@ -40,7 +40,7 @@ func addPlan(c *cli) {
 			return exitUsage
 		}
 		if *firewall {
-			err = report.WriteRules(c.stdout, *format, res.Rules)
+			err = report.WriteRules(c.stdout, *format, res.Rules())
 		} else {
 			err = report.WritePlan(c.stdout, *format, res)
 		}

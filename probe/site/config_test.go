@@ -296,7 +296,7 @@ func TestPlanFull(t *testing.T) {
 	})
 
 	var rules []string
-	for _, r := range res.Rules {
+	for _, r := range res.Rules() {
 		rules = append(rules, fmt.Sprintf("%s %s -> %s %s/%s %s", r.Action, r.Source, r.Destination, r.Protocol, r.Ports, r.Flow))
 	}
 	diffLines(t, "rules", rules, []string{

@@ -33,9 +33,8 @@ type PlanResult struct {
 	Targets []probe.Target
 	// Skipped lists, in catalog order, what was not planned and why.
 	Skipped []Skip
-	// Rules is the firewall request: every flow of the configured products
-	// in both directions, whether or not this instance checks it.
-	Rules []Rule
+	// rules hold the firewall request, expanded by Rules.
+	rules []ruleSet
 }
 
 // Plan expands cfg against the catalog into targets. Unknown products,

@@ -141,7 +141,7 @@ func TestPlanBareProduct(t *testing.T) {
 		}
 	}
 	var rules []string
-	for _, r := range res.Rules {
+	for _, r := range res.Rules() {
 		rules = append(rules, fmt.Sprintf("%s -> %s %s/%s %s", r.Source, r.Destination, r.Protocol, r.Ports, r.Note))
 	}
 	diffLines(t, "rules", rules, []string{

@@ -101,31 +101,65 @@ func (pp *productPlan) rules(f *probe.Flow, fc *FlowConfig, rc *RoleConfig) {
 	if required == "" {
 		required = probe.Required
 	}
-	for _, s := range srcs {
-		for _, d := range dsts {
-			if hostKey(s) == hostKey(d.Host) && !strings.HasPrefix(s, "<") {
-				continue // a host does not talk to itself through a firewall
-			}
-			r := Rule{
-				Action: action, Source: s, Destination: d.Host, SourceRole: f.Source, DestinationRole: destinationName(f),
-				Protocol: f.Protocol, Product: f.Product, Flow: f.ID, Required: required, Purpose: f.Purpose,
-			}
-			if f.Protocol == probe.ICMP {
-				pp.res.Rules = append(pp.res.Rules, r)
-				continue
-			}
-			for _, ps := range portsFor(f, rc, d) {
-				r.Ports = ps.String()
-				switch ps.Kind {
-				case probe.PortDynamic:
-					r.Note = "dynamic: the product chooses the port at run time; see the vendor's documentation"
-				case probe.PortEphemeral:
-					r.Note = "ephemeral: a port from the source's OS ephemeral range"
-				default:
-					r.Note = ""
+	pp.res.rules = append(pp.res.rules, ruleSet{
+		base: Rule{
+			Action: action, SourceRole: f.Source, DestinationRole: destinationName(f),
+			Protocol: f.Protocol, Product: f.Product, Flow: f.ID, Required: required, Purpose: f.Purpose,
+		},
+		flow: f, role: rc, srcs: srcs, dsts: dsts,
+	})
+}
+
+// ruleSet is the firewall request of one flow before it is expanded: every
+// source host to every destination host. Planning keeps this form, linear
+// in the hosts; Rules expands it.
+type ruleSet struct {
+	base Rule
+	flow *probe.Flow
+	role *RoleConfig
+	srcs []string
+	dsts []HostConfig
+}
+
+// Rules returns the firewall request: every flow of the configured
+// products, from every source host to every destination host, per port
+// spec, whether or not this instance checks it. A flow within one role of
+// n hosts (a cluster's nodes talking to each other) has n×(n-1) rules, so
+// the request is built on demand rather than with the plan.
+func (r *PlanResult) Rules() []Rule {
+	var out []Rule
+	for _, rs := range r.rules {
+		f := rs.flow
+		dstKeys := make([]string, len(rs.dsts))
+		for i, d := range rs.dsts {
+			dstKeys[i] = hostKey(d.Host)
+		}
+		for _, s := range rs.srcs {
+			sk := hostKey(s)
+			for i, d := range rs.dsts {
+				if sk == dstKeys[i] && !strings.HasPrefix(s, "<") {
+					continue // a host does not talk to itself through a firewall
 				}
-				pp.res.Rules = append(pp.res.Rules, r)
+				rule := rs.base
+				rule.Source, rule.Destination = s, d.Host
+				if f.Protocol == probe.ICMP {
+					out = append(out, rule)
+					continue
+				}
+				for _, ps := range portsFor(f, rs.role, d) {
+					rule.Ports = ps.String()
+					switch ps.Kind {
+					case probe.PortDynamic:
+						rule.Note = "dynamic: the product chooses the port at run time; see the vendor's documentation"
+					case probe.PortEphemeral:
+						rule.Note = "ephemeral: a port from the source's OS ephemeral range"
+					default:
+						rule.Note = ""
+					}
+					out = append(out, rule)
+				}
 			}
 		}
 	}
+	return out
 }

@@ -97,8 +97,8 @@ func TestSchemaAcceptsExamples(t *testing.T) {
 			t.Errorf("%v", err)
 			continue
 		}
-		if len(res.Targets) == 0 || len(res.Rules) == 0 {
-			t.Errorf("%s plans %d targets and %d rules", f, len(res.Targets), len(res.Rules))
+		if len(res.Targets) == 0 || len(res.Rules()) == 0 {
+			t.Errorf("%s plans %d targets and %d rules", f, len(res.Targets), len(res.Rules()))
 		}
 	}
 }
