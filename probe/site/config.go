@@ -23,6 +23,8 @@ const (
 	DefaultMaxInFlight        = 256
 	DefaultMaxInFlightPerHost = 4
 	DefaultFailuresBeforeDown = 1
+	// DefaultMaxTargets is the ceiling on the targets one config plans.
+	DefaultMaxTargets = 100000
 	// MaxRangePorts caps how many ports `ranges: all` expands one range to.
 	MaxRangePorts = 1024
 )
@@ -65,10 +67,13 @@ type Config struct {
 	// SourceAddress is the local address checks bind to ("" = any).
 	SourceAddress string
 	// IPFamily is "" (either, IPv4 first), "ip4" or "ip6".
-	IPFamily  string
-	Defaults  Defaults
-	Scheduler SchedulerConfig
-	Products  []*ProductConfig
+	IPFamily string
+	// MaxTargets is the most targets the config may plan (0 = the
+	// default); Plan refuses a config that would plan more.
+	MaxTargets int
+	Defaults   Defaults
+	Scheduler  SchedulerConfig
+	Products   []*ProductConfig
 
 	keys keyPos
 }

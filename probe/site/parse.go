@@ -225,6 +225,7 @@ func (p *parser) config(n *yaml.Node, c *Config) {
 		"self_addresses": func(v *yaml.Node) { p.strList(v, nil, "self_addresses", &c.SelfAddresses) },
 		"source_address": func(v *yaml.Node) { p.str(v, nil, "source_address", &c.SourceAddress) },
 		"ip_family":      func(v *yaml.Node) { p.str(v, nil, "ip_family", &c.IPFamily) },
+		"max_targets":    func(v *yaml.Node) { p.integer(v, nil, "max_targets", &c.MaxTargets) },
 		"defaults": func(v *yaml.Node) {
 			ctx := []string{"defaults"}
 			keys := keyPos{}

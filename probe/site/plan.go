@@ -46,7 +46,10 @@ func Plan(cat *catalog.Catalog, cfg *Config, b Binder) (*PlanResult, error) {
 
 // PlanProducts is Plan over a list of products.
 func PlanProducts(products []*probe.Product, cfg *Config, b Binder) (*PlanResult, error) {
-	pl := &planner{cfg: cfg, b: b, res: &PlanResult{}, self: map[string]bool{}}
+	pl := &planner{cfg: cfg, b: b, res: &PlanResult{}, self: map[string]bool{}, maxTargets: cfg.MaxTargets}
+	if pl.maxTargets == 0 {
+		pl.maxTargets = DefaultMaxTargets
+	}
 	for _, a := range cfg.SelfAddresses {
 		pl.self[hostKey(a)] = true
 	}
@@ -68,6 +71,10 @@ func PlanProducts(products []*probe.Product, cfg *Config, b Binder) (*PlanResult
 		}
 		pl.product(prod, pc)
 	}
+	if pl.planned > pl.maxTargets {
+		pl.fail(cfg.keys, "max_targets", nil, "the config plans %d targets, more than max_targets %d; raise max_targets or plan fewer hosts, flows or ports", pl.planned, pl.maxTargets)
+		return nil, joinSorted(pl.errs)
+	}
 	slices.SortFunc(pl.res.Targets, func(a, b probe.Target) int { return strings.Compare(a.ID, b.ID) })
 	pl.res.Targets = slices.CompactFunc(pl.res.Targets, func(a, b probe.Target) bool { return a.ID == b.ID })
 	if fi := cfg.Scheduler.FailingInterval; fi > 0 {
@@ -86,6 +93,10 @@ func PlanProducts(products []*probe.Product, cfg *Config, b Binder) (*PlanResult
 }
 
 type planner struct {
+	// planned counts the targets of the config, built or not; maxTargets
+	// is the config's ceiling.
+	planned, maxTargets int
+
 	cfg  *Config
 	b    Binder
 	res  *PlanResult
@@ -312,7 +323,15 @@ func (pp *productPlan) flow(f *probe.Flow) {
 		Interval: eff.Interval, Timeout: eff.Timeout,
 		SourceAddress: pp.cfg.SourceAddress, IPFamily: pp.cfg.IPFamily,
 	}
+	// Two passes over the same loop: the first counts the targets (and
+	// reports the skips), the second, when they fit under max_targets,
+	// builds them.
+	counting, n := true, 0
 	add := func(host string, port int) {
+		if counting {
+			n++
+			return
+		}
 		t := base
 		t.Host, t.Port = host, port
 		t.ID = probe.MakeID(t.Product, t.Flow, host, port, t.Protocol, t.Check)
@@ -325,42 +344,54 @@ func (pp *productPlan) flow(f *probe.Flow) {
 			pp.skip(f, code, "", port, format, args...)
 		}
 	}
-	for _, h := range hosts {
-		if pp.planner.self[hostKey(h.Host)] {
-			pp.skip(f, SkipOwnHost, h.Host, "", "%s is one of self_addresses", h.Host)
-			continue
-		}
-		if f.Protocol == probe.ICMP {
-			add(h.Host, 0)
-			continue
-		}
-		for _, ps := range portsFor(f, rc, h) {
-			switch {
-			case ps.Kind == probe.PortDynamic:
-				skipOnce(SkipDynamicPort, ps.String(), "the product chooses the port at run time")
-			case ps.Kind == probe.PortEphemeral:
-				skipOnce(SkipEphemeralPort, ps.String(), "the port comes from the OS ephemeral range")
-			case !ps.IsRange():
-				add(h.Host, ps.Low)
-			case eff.Ranges == RangeSkip:
-				skipOnce(SkipRange, ps.String(), "port range not checked (ranges: skip)")
-			case eff.Ranges == RangeAll:
-				if n := ps.High - ps.Low + 1; n > MaxRangePorts {
-					if !skipped[ps.String()] {
-						skipped[ps.String()] = true
-						pp.fail(fc.keys, "ranges", ctx, "range %s has %d ports; ranges: all expands at most %d", ps, n, MaxRangePorts)
+	expand := func() {
+		for _, h := range hosts {
+			if pp.planner.self[hostKey(h.Host)] {
+				if counting {
+					pp.skip(f, SkipOwnHost, h.Host, "", "%s is one of self_addresses", h.Host)
+				}
+				continue
+			}
+			if f.Protocol == probe.ICMP {
+				add(h.Host, 0)
+				continue
+			}
+			for _, ps := range portsFor(f, rc, h) {
+				switch {
+				case ps.Kind == probe.PortDynamic:
+					skipOnce(SkipDynamicPort, ps.String(), "the product chooses the port at run time")
+				case ps.Kind == probe.PortEphemeral:
+					skipOnce(SkipEphemeralPort, ps.String(), "the port comes from the OS ephemeral range")
+				case !ps.IsRange():
+					add(h.Host, ps.Low)
+				case eff.Ranges == RangeSkip:
+					skipOnce(SkipRange, ps.String(), "port range not checked (ranges: skip)")
+				case eff.Ranges == RangeAll:
+					if n := ps.High - ps.Low + 1; n > MaxRangePorts {
+						if !skipped[ps.String()] {
+							skipped[ps.String()] = true
+							pp.fail(fc.keys, "ranges", ctx, "range %s has %d ports; ranges: all expands at most %d", ps, n, MaxRangePorts)
+						}
+						continue
 					}
-					continue
+					for p := ps.Low; p <= ps.High; p++ {
+						add(h.Host, p)
+					}
+				default:
+					add(h.Host, ps.Low)
+					skipOnce(SkipRangeRest, ps.String(), "only the first port %d of the range is checked (ranges: first)", ps.Low)
 				}
-				for p := ps.Low; p <= ps.High; p++ {
-					add(h.Host, p)
-				}
-			default:
-				add(h.Host, ps.Low)
-				skipOnce(SkipRangeRest, ps.String(), "only the first port %d of the range is checked (ranges: first)", ps.Low)
 			}
 		}
 	}
+	expand()
+	pp.planned += n
+	if pp.planned > pp.maxTargets {
+		return // refused in PlanProducts, with the total
+	}
+	counting = false
+	pp.res.Targets = slices.Grow(pp.res.Targets, n)
+	expand()
 }
 
 // portsFor returns the port specs of flow f at host h: the host's

@@ -58,6 +58,13 @@ func (c *Config) validate() []error {
 		fail("ip_family", nil, "ip_family %q: want ip4 or ip6 (or leave it out for either)", c.IPFamily)
 	}
 
+	if !c.keys.has("max_targets") && c.MaxTargets == 0 {
+		c.MaxTargets = DefaultMaxTargets
+	}
+	if c.MaxTargets < 1 {
+		fail("max_targets", nil, "max_targets must be at least 1, not %d", c.MaxTargets)
+	}
+
 	s := &c.Scheduler
 	if !c.keys.has("scheduler.max_in_flight") && s.MaxInFlight == 0 {
 		s.MaxInFlight = DefaultMaxInFlight
