@@ -35,11 +35,9 @@ var hints = sync.OnceValue(func() map[string]hintBinding {
 	return m
 })
 
-// Binder binds flows to check kinds for probe.Plan, using the hint table
+// Binder binds flows to check kinds for site.Plan, using the hint table
 // above and the check registry.
 type Binder struct{}
-
-var _ probe.Binder = Binder{}
 
 // KindFor returns the check kind for app hint app over proto, with the
 // options the hint implies. icmp flows always use the icmp check.
@@ -68,3 +66,13 @@ func (Binder) Known(kind string) bool {
 
 // Decode decodes and validates raw options for kind (see Decode).
 func (Binder) Decode(kind string, raw map[string]any) (any, error) { return Decode(kind, raw) }
+
+// ResponderKind returns the kind for a flow over proto to a host running
+// `flowprobe listen`: the tcp or udp check with responder: true. An icmp
+// flow is checked as any other.
+func (Binder) ResponderKind(proto probe.Protocol) (string, map[string]any, bool) {
+	if proto != probe.TCP && proto != probe.UDP {
+		return "", nil, false
+	}
+	return string(proto), map[string]any{"responder": true}, true
+}

@@ -5,7 +5,11 @@ import (
 	"testing"
 
 	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/site"
 )
+
+// Binder is the binder site.Plan uses.
+var _ site.Binder = Binder{}
 
 func TestBinderKindFor(t *testing.T) {
 	var b Binder
@@ -98,5 +102,23 @@ func TestBinderHintOptionsAreCopies(t *testing.T) {
 	opts["mode"] = "plain"
 	if _, again := b.KindFor("ldaps", probe.TCP); again["mode"] != "ldaps" {
 		t.Errorf("hint table changed through a returned map: %v", again)
+	}
+}
+
+// A responder role is checked with the plain transport check in responder
+// mode; icmp is not changed by a responder.
+func TestBinderResponderKind(t *testing.T) {
+	var b Binder
+	for _, proto := range []probe.Protocol{probe.TCP, probe.UDP} {
+		kind, opts, ok := b.ResponderKind(proto)
+		if !ok || kind != string(proto) || opts["responder"] != true {
+			t.Errorf("%s: %q %v %v", proto, kind, opts, ok)
+		}
+		if _, err := b.Decode(kind, opts); err != nil {
+			t.Errorf("%s: the options do not decode: %v", proto, err)
+		}
+	}
+	if _, _, ok := b.ResponderKind(probe.ICMP); ok {
+		t.Error("icmp has a responder kind")
 	}
 }

@@ -22,6 +22,8 @@ import (
 
 	"github.com/flowprobe/flowprobe/checks"
 	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/catalog"
+	"github.com/flowprobe/flowprobe/probe/site"
 )
 
 type rule struct {
@@ -529,15 +531,15 @@ func TestConfigMapHoldsAValidSiteConfig(t *testing.T) {
 	if !ok {
 		t.Fatal("ConfigMap flowprobe-config has no flowprobe.yml")
 	}
-	c, err := probe.ParseConfig("configmap.yaml#flowprobe.yml", []byte(cfg))
+	c, err := site.ParseConfig("configmap.yaml#flowprobe.yml", []byte(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cat, err := probe.LoadCatalog()
+	cat, err := catalog.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err := probe.Plan(cat, c, checks.Binder{})
+	plan, err := site.Plan(cat, c, checks.Binder{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,8 +3,8 @@
 // check reports (Result, Outcome, Phase) and the Checker interface every
 // check kind implements.
 //
-// It also loads the embedded catalog (catalog/*.yaml), parses and validates
-// the site configuration, and plans targets from flows and hosts. probe
-// imports nothing else of the project: checks, scheduler and exporter all
-// import it, never the reverse.
+// Loading the embedded catalog lives in probe/catalog, and the site
+// configuration and the planner in probe/site. probe imports nothing else of
+// the project: catalog, site, checks, scheduler and exporter all import it,
+// never the reverse.
 package probe

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/catalog"
 	"github.com/flowprobe/flowprobe/probe/report"
 )
 
@@ -57,8 +58,8 @@ func addCatalog(c *cli) {
 	})
 }
 
-func loadCatalog(c *cli, sub string) (*probe.Catalog, int) {
-	cat, err := probe.LoadCatalog()
+func loadCatalog(c *cli, sub string) (*catalog.Catalog, int) {
+	cat, err := catalog.Load()
 	if err != nil {
 		fmt.Fprintf(c.stderr, "flowprobe catalog %s: load the catalog: %v\n", sub, err)
 		return nil, exitUsage
@@ -66,7 +67,7 @@ func loadCatalog(c *cli, sub string) (*probe.Catalog, int) {
 	return cat, exitOK
 }
 
-func unknownProduct(c *cli, sub string, cat *probe.Catalog, name string) int {
+func unknownProduct(c *cli, sub string, cat *catalog.Catalog, name string) int {
 	fmt.Fprintf(c.stderr, "flowprobe catalog %s: unknown product %q; the products are: %s\n",
 		sub, name, strings.Join(cat.Names(), ", "))
 	return exitUsage

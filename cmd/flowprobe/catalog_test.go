@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/catalog"
 )
 
 // runCatalogCLI runs flowprobe in-process and returns its exit code and output.
@@ -21,9 +21,9 @@ func runCatalogCLI(t *testing.T, args ...string) (int, string, string) {
 	return code, stdout.String(), stderr.String()
 }
 
-func catalogForTest(t *testing.T) *probe.Catalog {
+func catalogForTest(t *testing.T) *catalog.Catalog {
 	t.Helper()
-	cat, err := probe.LoadCatalog()
+	cat, err := catalog.Load()
 	if err != nil {
 		t.Fatalf("LoadCatalog: %v", err)
 	}

@@ -7,15 +7,16 @@ import (
 	"slices"
 
 	"github.com/flowprobe/flowprobe/checks"
-	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/catalog"
 	"github.com/flowprobe/flowprobe/probe/report"
+	"github.com/flowprobe/flowprobe/probe/site"
 	"github.com/flowprobe/flowprobe/scheduler"
 )
 
 // checkFlags are the flags of `flowprobe check`.
 type checkFlags struct {
 	configFile   string
-	flags        probe.Flags
+	flags        site.Flags
 	ipv4, ipv6   bool
 	set          []string
 	ranges       string
@@ -58,7 +59,7 @@ func addCheck(c *cli) {
 }
 
 func runCheck(ctx context.Context, c *cli, f *checkFlags) int {
-	cat, err := probe.LoadCatalog()
+	cat, err := catalog.Load()
 	if err != nil {
 		fmt.Fprintf(c.stderr, "flowprobe check: %v\n", err)
 		return exitUsage
@@ -113,7 +114,7 @@ func runCheck(ctx context.Context, c *cli, f *checkFlags) int {
 }
 
 // plan builds the site config from the file or the flags and plans it.
-func (f *checkFlags) plan(cat *probe.Catalog) (*probe.Config, *probe.PlanResult, error) {
+func (f *checkFlags) plan(cat *catalog.Catalog) (*site.Config, *site.PlanResult, error) {
 	if f.configFile != "" {
 		if f.flags.Product != "" || len(f.flags.Hosts) > 0 || len(f.flags.Self) > 0 || len(f.flags.Responders) > 0 ||
 			f.flags.Check != "" || len(f.set) > 0 || f.flags.Expect != "" {
@@ -137,7 +138,7 @@ func (f *checkFlags) plan(cat *probe.Catalog) (*probe.Config, *probe.PlanResult,
 	case f.ipv6:
 		f.flags.IPFamily = "ip6"
 	}
-	f.flags.Ranges = probe.RangeMode(f.ranges)
+	f.flags.Ranges = site.RangeMode(f.ranges)
 	if len(f.set) > 0 {
 		raw, err := checks.ParseSet(f.set)
 		if err != nil {
@@ -145,11 +146,11 @@ func (f *checkFlags) plan(cat *probe.Catalog) (*probe.Config, *probe.PlanResult,
 		}
 		f.flags.Options = raw
 	}
-	cfg, err := probe.ConfigFromFlags(f.flags)
+	cfg, err := site.ConfigFromFlags(f.flags)
 	if err != nil {
 		return nil, nil, err
 	}
-	plan, err := probe.Plan(cat, cfg, checks.Binder{})
+	plan, err := site.Plan(cat, cfg, checks.Binder{})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -159,7 +160,7 @@ func (f *checkFlags) plan(cat *probe.Catalog) (*probe.Config, *probe.PlanResult,
 // selectFlows keeps the targets and skips of the flows named by only (all
 // when empty) and not by exclude. A name that matches no flow of the plan
 // is an error: a typo must not turn into "0 failed".
-func selectFlows(plan *probe.PlanResult, only, exclude []string) (*probe.PlanResult, error) {
+func selectFlows(plan *site.PlanResult, only, exclude []string) (*site.PlanResult, error) {
 	if len(only) == 0 && len(exclude) == 0 {
 		return plan, nil
 	}
@@ -178,7 +179,8 @@ func selectFlows(plan *probe.PlanResult, only, exclude []string) (*probe.PlanRes
 	keep := func(flow string) bool {
 		return (len(only) == 0 || slices.Contains(only, flow)) && !slices.Contains(exclude, flow)
 	}
-	sel := &probe.PlanResult{Rules: plan.Rules}
+	sel := *plan // keeps the firewall request
+	sel.Targets, sel.Skipped = nil, nil
 	for _, t := range plan.Targets {
 		if keep(t.Flow) {
 			sel.Targets = append(sel.Targets, t)
@@ -189,5 +191,5 @@ func selectFlows(plan *probe.PlanResult, only, exclude []string) (*probe.PlanRes
 			sel.Skipped = append(sel.Skipped, s)
 		}
 	}
-	return sel, nil
+	return &sel, nil
 }

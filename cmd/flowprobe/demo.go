@@ -9,6 +9,7 @@ import (
 
 	"github.com/flowprobe/flowprobe/checks"
 	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/site"
 )
 
 // The demo site of `flowprobe serve --demo`: a made-up product whose
@@ -173,22 +174,22 @@ func (d *demoSite) Close() {
 
 // config is the demo's site configuration: this instance is the monitor
 // and every other role is 127.0.0.1 on the peers' ports.
-func (d *demoSite) config() *probe.Config {
-	host := func(role string, flows ...string) *probe.RoleConfig {
-		rc := &probe.RoleConfig{Name: role, Hosts: []probe.HostConfig{{Host: "127.0.0.1"}}, Responder: true, Ports: map[string]int{}}
+func (d *demoSite) config() *site.Config {
+	host := func(role string, flows ...string) *site.RoleConfig {
+		rc := &site.RoleConfig{Name: role, Hosts: []site.HostConfig{{Host: "127.0.0.1"}}, Responder: true, Ports: map[string]int{}}
 		for _, f := range flows {
 			rc.Ports[f] = d.ports[f]
 		}
 		return rc
 	}
-	return &probe.Config{
+	return &site.Config{
 		File:     "demo",
 		Site:     "demo",
-		Defaults: probe.Defaults{Settings: probe.Settings{Interval: demoInterval, Timeout: demoTimeout}},
-		Products: []*probe.ProductConfig{{
+		Defaults: site.Defaults{Settings: site.Settings{Interval: demoInterval, Timeout: demoTimeout}},
+		Products: []*site.ProductConfig{{
 			Name: demoProductName,
 			Self: []string{"monitor"},
-			Roles: []*probe.RoleConfig{
+			Roles: []*site.RoleConfig{
 				host("web", "web-https", "web-api", "web-syslog"),
 				host("database", "database"),
 				host("backup", "backup-agent", "backup-stream"),
@@ -198,12 +199,12 @@ func (d *demoSite) config() *probe.Config {
 }
 
 // plan validates the demo config and plans its targets.
-func (d *demoSite) plan() (*probe.Config, *probe.PlanResult, error) {
+func (d *demoSite) plan() (*site.Config, *site.PlanResult, error) {
 	cfg := d.config()
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("demo config: %w", err)
 	}
-	res, err := probe.PlanProducts([]*probe.Product{demoProduct()}, cfg, checks.Binder{})
+	res, err := site.PlanProducts([]*probe.Product{demoProduct()}, cfg, checks.Binder{})
 	if err != nil {
 		return nil, nil, fmt.Errorf("plan the demo: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/flowprobe/flowprobe/checks"
 	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/catalog"
 )
 
 type listenFlags struct {
@@ -129,7 +130,7 @@ func runListen(ctx context.Context, c *cli, f *listenFlags) int {
 		fmt.Fprintln(c.stderr, "flowprobe listen: --duration must be positive: a responder always stops by itself")
 		return exitUsage
 	}
-	cat, err := probe.LoadCatalog()
+	cat, err := catalog.Load()
 	if err != nil {
 		fmt.Fprintf(c.stderr, "flowprobe listen: %v\n", err)
 		return exitUsage

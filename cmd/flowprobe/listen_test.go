@@ -10,13 +10,12 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/flowprobe/flowprobe/probe/catalog"
 	"github.com/prometheus/common/promslog"
-
-	"github.com/flowprobe/flowprobe/probe"
 )
 
 func TestInboundPortsOfARole(t *testing.T) {
-	cat, err := probe.LoadCatalog()
+	cat, err := catalog.Load()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/catalog"
 	"github.com/flowprobe/flowprobe/probe/report"
 )
 
@@ -29,7 +29,7 @@ func addPlan(c *cli) {
 			fmt.Fprintln(c.stderr, "flowprobe plan: no config file given (--config.file FILE)")
 			return exitUsage
 		}
-		cat, err := probe.LoadCatalog()
+		cat, err := catalog.Load()
 		if err != nil {
 			fmt.Fprintf(c.stderr, "flowprobe plan: %v\n", err)
 			return exitUsage
@@ -40,7 +40,7 @@ func addPlan(c *cli) {
 			return exitUsage
 		}
 		if *firewall {
-			err = report.WriteRules(c.stdout, *format, res.Rules)
+			err = report.WriteRules(c.stdout, *format, res.Rules())
 		} else {
 			err = report.WritePlan(c.stdout, *format, res)
 		}

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/site"
 )
 
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -105,7 +105,7 @@ func TestPlanJSON(t *testing.T) {
 			TimeoutSeconds  float64 `json:"timeout_seconds"`
 			Expect          string  `json:"expect"`
 		} `json:"targets"`
-		Skipped []probe.Skip `json:"skipped"`
+		Skipped []site.Skip `json:"skipped"`
 	}
 	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
 		t.Fatal(err)
@@ -125,7 +125,7 @@ func TestPlanJSON(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("targets %q, want %q", got, want)
 	}
-	if len(out.Skipped) == 0 || out.Skipped[0].Code != probe.SkipOwnHost || out.Skipped[0].Host != "192.0.2.41" {
+	if len(out.Skipped) == 0 || out.Skipped[0].Code != site.SkipOwnHost || out.Skipped[0].Host != "192.0.2.41" {
 		t.Errorf("skipped %+v", out.Skipped)
 	}
 }

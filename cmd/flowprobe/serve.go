@@ -24,6 +24,8 @@ import (
 	"github.com/flowprobe/flowprobe/checks"
 	"github.com/flowprobe/flowprobe/exporter"
 	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/catalog"
+	"github.com/flowprobe/flowprobe/probe/site"
 	"github.com/flowprobe/flowprobe/scheduler"
 )
 
@@ -88,7 +90,7 @@ func serve(ctx context.Context, o *serveOptions, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "flowprobe serve: --demo runs a built-in site; leave out --config.file")
 		return exitUsage
 	case o.configFile != "":
-		cat, err := probe.LoadCatalog()
+		cat, err := catalog.Load()
 		if err != nil {
 			logger.Error("Loading the catalog failed", "err", err)
 			return exitUsage
@@ -236,7 +238,7 @@ func (d *daemon) apply(p *planned) {
 }
 
 // loadSite reads the site config at path and plans it against the catalog.
-func loadSite(cat *probe.Catalog, path string) (*planned, error) {
+func loadSite(cat *catalog.Catalog, path string) (*planned, error) {
 	cfg, res, err := planFile(cat, path)
 	if err != nil {
 		return nil, err
@@ -244,7 +246,7 @@ func loadSite(cat *probe.Catalog, path string) (*planned, error) {
 	return fromPlan(cfg, res), nil
 }
 
-func fromPlan(cfg *probe.Config, res *probe.PlanResult) *planned {
+func fromPlan(cfg *site.Config, res *site.PlanResult) *planned {
 	return &planned{
 		targets: res.Targets, skipped: len(res.Skipped), site: cfg.Site, labels: cfg.Labels,
 		sched: schedulerConfig(cfg.Scheduler),
@@ -253,7 +255,7 @@ func fromPlan(cfg *probe.Config, res *probe.PlanResult) *planned {
 
 // schedulerConfig maps the site config's scheduler block to the
 // scheduler's policy.
-func schedulerConfig(s probe.SchedulerConfig) scheduler.Config {
+func schedulerConfig(s site.SchedulerConfig) scheduler.Config {
 	return scheduler.Config{
 		MaxInFlight: s.MaxInFlight, MaxInFlightPerHost: s.MaxInFlightPerHost, Jitter: s.Jitter,
 		FailingInterval: s.FailingInterval, FailuresBeforeDown: s.FailuresBeforeDown,

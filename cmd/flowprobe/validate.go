@@ -5,7 +5,8 @@ import (
 	"fmt"
 
 	"github.com/flowprobe/flowprobe/checks"
-	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/catalog"
+	"github.com/flowprobe/flowprobe/probe/site"
 )
 
 // addValidate registers `flowprobe validate`: parse each config file and
@@ -20,7 +21,7 @@ func addValidate(c *cli) {
 			fmt.Fprintln(c.stderr, "flowprobe validate: no config file given (--config.file FILE or FILE...)")
 			return exitUsage
 		}
-		cat, err := probe.LoadCatalog()
+		cat, err := catalog.Load()
 		if err != nil {
 			fmt.Fprintf(c.stderr, "flowprobe validate: %v\n", err)
 			return exitUsage
@@ -43,12 +44,12 @@ func addValidate(c *cli) {
 }
 
 // planFile loads a site config and plans it with the check registry.
-func planFile(cat *probe.Catalog, path string) (*probe.Config, *probe.PlanResult, error) {
-	cfg, err := probe.LoadConfig(path)
+func planFile(cat *catalog.Catalog, path string) (*site.Config, *site.PlanResult, error) {
+	cfg, err := site.LoadConfig(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	res, err := probe.Plan(cat, cfg, checks.Binder{})
+	res, err := site.Plan(cat, cfg, checks.Binder{})
 	if err != nil {
 		return nil, nil, err
 	}

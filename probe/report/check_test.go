@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/site"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -18,8 +19,8 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 // destinations: a pass, an optional failure with a reason and a detail, a
 // deny flow that was blocked, a refusal, and a responder's answer; and two
 // flows not checked.
-func fixture() (*probe.Catalog, *probe.PlanResult, []probe.Result) {
-	cat := &probe.Catalog{Products: []*probe.Product{{Name: "sios-lifekeeper", Title: "SIOS LifeKeeper for Linux"}}}
+func fixture() (*catalog, *planResult, []probe.Result) {
+	cat := &catalog{Products: []*probe.Product{{Name: "sios-lifekeeper", Title: "SIOS LifeKeeper for Linux"}}}
 	targets := []probe.Target{
 		{ID: "a", Product: "sios-lifekeeper", Flow: "comm-path", Source: "node", Destination: "node", Host: "192.0.2.42", Port: 7365, Protocol: probe.TCP, Check: "tcp", Required: probe.Conditional},
 		{ID: "b", Product: "sios-lifekeeper", Flow: "web-gui", Source: "web-client", Destination: "node", Host: "192.0.2.42", Port: 778, Protocol: probe.TCP, Check: "http", Required: probe.Optional},
@@ -35,11 +36,11 @@ func fixture() (*probe.Catalog, *probe.PlanResult, []probe.Result) {
 		{Outcome: probe.OutcomeRefused, Start: start, Duration: 250 * time.Microsecond, Err: errors.New("dial tcp [2001:db8::1]:443: connect: connection refused")},
 		{Outcome: probe.OutcomeOK, Success: true, Start: start, Duration: 12 * time.Millisecond, Details: map[string]string{probe.DetailResponder: "true"}},
 	}
-	skipped := []probe.Skip{
-		{Product: "sios-lifekeeper", Flow: "comm-path", Source: "node", Destination: "node", Host: "192.0.2.41", Code: probe.SkipOwnHost, Reason: "192.0.2.41 is one of self_addresses"},
+	skipped := []skip{
+		{Product: "sios-lifekeeper", Flow: "comm-path", Source: "node", Destination: "node", Host: "192.0.2.41", Code: site.SkipOwnHost, Reason: "192.0.2.41 is one of self_addresses"},
 		{Product: "sios-lifekeeper", Flow: "data-replication", Source: "node", Destination: "node", Port: "10001-65535", Code: "range_rest", Reason: "only the first port 10001 of the range is checked (ranges: first)"},
 	}
-	return cat, &probe.PlanResult{Targets: targets, Skipped: skipped}, results
+	return cat, &planResult{Targets: targets, Skipped: skipped}, results
 }
 
 // golden compares got with testdata/name.golden.

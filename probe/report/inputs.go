@@ -1,13 +1,15 @@
 package report
 
-import "github.com/flowprobe/flowprobe/probe"
+import (
+	cataloglib "github.com/flowprobe/flowprobe/probe/catalog"
+	"github.com/flowprobe/flowprobe/probe/site"
+)
 
-// The types this package reads from the catalog loader and the planner,
-// named once here: when they move out of package probe, only this file
-// changes.
+// The types this package reads from the catalog loader (probe/catalog) and
+// the planner (probe/site), named once here.
 type (
-	catalog    = probe.Catalog
-	planResult = probe.PlanResult
-	skip       = probe.Skip
-	rule       = probe.Rule
+	catalog    = cataloglib.Catalog
+	planResult = site.PlanResult
+	skip       = site.Skip
+	rule       = site.Rule
 )

@@ -1,4 +1,4 @@
-package probe_test
+package site_test
 
 import (
 	"bytes"
@@ -14,10 +14,11 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/flowprobe/flowprobe/checks"
-	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/catalog"
+	"github.com/flowprobe/flowprobe/probe/site"
 )
 
-const schemaFile = "../deploy/config.schema.json"
+const schemaFile = "../../deploy/config.schema.json"
 
 func compileSchema(t *testing.T) (*jsonschema.Schema, map[string]any) {
 	t.Helper()
@@ -71,11 +72,11 @@ func yamlAsJSON(t *testing.T, file string) any {
 func TestSchemaAcceptsExamples(t *testing.T) {
 	t.Setenv("FLOWPROBE_AD_PASSWORD", "example")
 	sch, _ := compileSchema(t)
-	cat, err := probe.LoadCatalog()
+	cat, err := catalog.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	examples, _ := filepath.Glob("../deploy/examples/*.yml")
+	examples, _ := filepath.Glob("../../deploy/examples/*.yml")
 	good, _ := filepath.Glob("testdata/config/good/*.yml")
 	if len(examples) != 4 || len(good) == 0 {
 		t.Fatalf("examples %v, good files %v", examples, good)
@@ -86,18 +87,18 @@ func TestSchemaAcceptsExamples(t *testing.T) {
 		}
 	}
 	for _, f := range examples {
-		cfg, err := probe.LoadConfig(f)
+		cfg, err := site.LoadConfig(f)
 		if err != nil {
 			t.Errorf("%v", err)
 			continue
 		}
-		res, err := probe.Plan(cat, cfg, checks.Binder{})
+		res, err := site.Plan(cat, cfg, checks.Binder{})
 		if err != nil {
 			t.Errorf("%v", err)
 			continue
 		}
-		if len(res.Targets) == 0 || len(res.Rules) == 0 {
-			t.Errorf("%s plans %d targets and %d rules", f, len(res.Targets), len(res.Rules))
+		if len(res.Targets) == 0 || len(res.Rules()) == 0 {
+			t.Errorf("%s plans %d targets and %d rules", f, len(res.Targets), len(res.Rules()))
 		}
 	}
 }
@@ -119,7 +120,7 @@ var knownList = regexp.MustCompile(`\(known: ([a-z_, ]+)\)`)
 // its unknown-key message for the YAML src (which has an unknown key).
 func parserKeys(t *testing.T, src string) []string {
 	t.Helper()
-	_, err := probe.ParseConfig("keys.yml", []byte(src))
+	_, err := site.ParseConfig("keys.yml", []byte(src))
 	if err == nil {
 		t.Fatalf("no error for %q", src)
 	}
@@ -216,12 +217,12 @@ func TestSchemaDefaults(t *testing.T) {
 		got  any
 		want any
 	}{
-		{def("properties", "defaults", "properties", "interval"), probe.DefaultInterval.String()},
-		{def("properties", "defaults", "properties", "timeout"), probe.DefaultTimeout.String()},
-		{def("properties", "defaults", "properties", "ranges"), string(probe.DefaultRanges)},
-		{def("properties", "scheduler", "properties", "max_in_flight"), float64(probe.DefaultMaxInFlight)},
-		{def("properties", "scheduler", "properties", "max_in_flight_per_host"), float64(probe.DefaultMaxInFlightPerHost)},
-		{def("properties", "scheduler", "properties", "failures_before_down"), float64(probe.DefaultFailuresBeforeDown)},
+		{def("properties", "defaults", "properties", "interval"), site.DefaultInterval.String()},
+		{def("properties", "defaults", "properties", "timeout"), site.DefaultTimeout.String()},
+		{def("properties", "defaults", "properties", "ranges"), string(site.DefaultRanges)},
+		{def("properties", "scheduler", "properties", "max_in_flight"), float64(site.DefaultMaxInFlight)},
+		{def("properties", "scheduler", "properties", "max_in_flight_per_host"), float64(site.DefaultMaxInFlightPerHost)},
+		{def("properties", "scheduler", "properties", "failures_before_down"), float64(site.DefaultFailuresBeforeDown)},
 		{def("properties", "scheduler", "properties", "jitter"), float64(0)},
 		{def("properties", "scheduler", "properties", "failing_interval"), "0s"},
 	} {

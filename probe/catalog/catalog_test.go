@@ -1,6 +1,8 @@
-package probe
+package catalog
 
 import (
+	"github.com/flowprobe/flowprobe/probe"
+
 	"errors"
 	"maps"
 	"os"
@@ -13,8 +15,8 @@ import (
 	"testing/fstest"
 )
 
-// catalogErrors splits a LoadCatalogFS error into its messages, checking
-// that each is a *CatalogError.
+// catalogErrors splits a LoadFS error into its messages, checking
+// that each is a *Error.
 func catalogErrors(t *testing.T, err error) []string {
 	t.Helper()
 	if err == nil {
@@ -28,9 +30,9 @@ func catalogErrors(t *testing.T, err error) []string {
 	}
 	out := make([]string, len(errs))
 	for i, e := range errs {
-		var ce *CatalogError
+		var ce *Error
 		if !errors.As(e, &ce) {
-			t.Errorf("error %q is a %T, want a *CatalogError", e, e)
+			t.Errorf("error %q is a %T, want a *Error", e, e)
 		}
 		out[i] = e.Error()
 	}
@@ -38,9 +40,9 @@ func catalogErrors(t *testing.T, err error) []string {
 }
 
 func TestLoadCatalogFSGood(t *testing.T) {
-	cat, err := LoadCatalogFS(os.DirFS("testdata/catalog/good"))
+	cat, err := LoadFS(os.DirFS("testdata/good"))
 	if err != nil {
-		t.Fatalf("LoadCatalogFS: %v", err)
+		t.Fatalf("LoadFS: %v", err)
 	}
 	if got, want := cat.Names(), []string{"aaa-minimal", "example-app"}; !slices.Equal(got, want) {
 		t.Fatalf("products %q, want %q (sorted by name)", got, want)
@@ -55,7 +57,7 @@ func TestLoadCatalogFSGood(t *testing.T) {
 	if p.Title != "Example App" || len(p.Roles) != 2 || len(p.Flows) != 4 {
 		t.Fatalf("product %q %q with %d roles and %d flows, want Example App with 2 and 4", p.Name, p.Title, len(p.Roles), len(p.Flows))
 	}
-	wantDocs := []Document{
+	wantDocs := []probe.Document{
 		{ID: "en", File: "example-app-ports.en.txt", Title: "Ports", Language: "en"},
 		{ID: "ja", File: "example-app-ports.ja.txt", Title: "ポート", Language: "ja"},
 	}
@@ -78,7 +80,7 @@ func TestLoadCatalogFSGood(t *testing.T) {
 	}
 
 	up, _ := p.Flow("updates")
-	if up.Hostname != "updates.example.org" || up.Destination != "" || up.Required != Conditional ||
+	if up.Hostname != "updates.example.org" || up.Destination != "" || up.Required != probe.Conditional ||
 		up.Condition != "Online updates are enabled" || !slices.Equal(up.Revisions, []string{"en"}) ||
 		!slices.Equal(up.Footnotes, []string{"[1] The proxy can be configured."}) ||
 		up.Note != "Only the en revision lists this row." || up.App != "http" || up.Section != "Outbound" {
@@ -89,12 +91,12 @@ func TestLoadCatalogFSGood(t *testing.T) {
 	if got := portStrings(data.Ports); !slices.Equal(got, []string{"10001-10010", "dynamic", "ephemeral"}) || !data.Configurable {
 		t.Errorf("data flow ports %q configurable %v", got, data.Configurable)
 	}
-	if !data.Ports[0].IsRange() || data.Ports[1].Checkable() || data.Ports[2].Kind != PortEphemeral {
+	if !data.Ports[0].IsRange() || data.Ports[1].Checkable() || data.Ports[2].Kind != probe.PortEphemeral {
 		t.Errorf("data flow port kinds %+v", data.Ports)
 	}
 
 	ping, _ := p.Flow("ping")
-	if ping.Protocol != ICMP || len(ping.Ports) != 0 {
+	if ping.Protocol != probe.ICMP || len(ping.Ports) != 0 {
 		t.Errorf("ping flow %s %v, want icmp without ports", ping.Protocol, ping.Ports)
 	}
 
@@ -103,7 +105,7 @@ func TestLoadCatalogFSGood(t *testing.T) {
 	}
 }
 
-func portStrings(ps []PortSpec) []string {
+func portStrings(ps []probe.PortSpec) []string {
 	out := make([]string, len(ps))
 	for i, p := range ps {
 		out[i] = p.String()
@@ -130,14 +132,14 @@ func TestLoadCatalogFSBad(t *testing.T) {
 			`catalog/top.yaml:6: flows must be a list`,
 		},
 		"unknown-keys.yaml": {
-			`catalog/unknown-keys.yaml:3: unknown key "vendor"`,
+			`catalog/unknown-keys.yaml:3: unknown key "vendor" in a catalog file (known: documents, flows, product, roles, title)`,
 			`catalog/unknown-keys.yaml:5: missing language in document`,
-			`catalog/unknown-keys.yaml:8: unknown key "lang" in document`,
+			`catalog/unknown-keys.yaml:8: unknown key "lang" in document (known: file, id, language, title)`,
 			`catalog/unknown-keys.yaml:10: missing description in role "node"`,
-			`catalog/unknown-keys.yaml:11: unknown key "desc" in role`,
+			`catalog/unknown-keys.yaml:11: unknown key "desc" in role (known: description, name)`,
 			`catalog/unknown-keys.yaml:13: flow "gui-rmi": missing source`,
-			`catalog/unknown-keys.yaml:14: flow "gui-rmi": unknown key "sorce"`,
-			`catalog/unknown-keys.yaml:21: flow "gui-rmi": duplicate key "section"`,
+			`catalog/unknown-keys.yaml:14: flow "gui-rmi": unknown key "sorce" in flow (known: app, condition, configurable, destination, footnotes, hostname, id, note, ports, protocol, purpose, required, revisions, section, source)`,
+			`catalog/unknown-keys.yaml:21: flow "gui-rmi": key "section" is set twice in flow`,
 		},
 		"roles.yaml": {
 			`catalog/roles.yaml:8: duplicate role "node"`,
@@ -179,13 +181,13 @@ func TestLoadCatalogFSBad(t *testing.T) {
 			`catalog/fields.yaml:58: flow "bad-values": app "LDAP" is not a lower-case protocol name`,
 			`catalog/fields.yaml:59: flow "bad-values": revision "fr" is not a declared document id`,
 			`catalog/fields.yaml:59: flow "bad-values": revision "en" listed twice`,
-			`catalog/fields.yaml:60: flow "bad-values": configurable must be true or false`,
+			`catalog/fields.yaml:60: flow "bad-values": configurable must be true or false, not "yes"`,
 			`catalog/fields.yaml:61: flow "missing": missing purpose`,
 			`catalog/fields.yaml:61: flow "missing": missing required`,
 			`catalog/fields.yaml:61: flow "missing": missing section`,
 		},
 	}
-	files, err := filepath.Glob("testdata/catalog/bad/*.yaml")
+	files, err := filepath.Glob("testdata/bad/*.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +205,7 @@ func TestLoadCatalogFSBad(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cat, err := LoadCatalogFS(fstest.MapFS{"catalog/" + name: {Data: data}})
+			cat, err := LoadFS(fstest.MapFS{"catalog/" + name: {Data: data}})
 			if cat != nil {
 				t.Errorf("got a catalog despite errors")
 			}
@@ -216,11 +218,11 @@ func TestLoadCatalogFSBad(t *testing.T) {
 }
 
 func TestLoadCatalogFSAcrossFiles(t *testing.T) {
-	good, err := os.ReadFile("testdata/catalog/good/aaa-minimal.yaml")
+	good, err := os.ReadFile("testdata/good/aaa-minimal.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	bad, err := os.ReadFile("testdata/catalog/bad/ids.yaml")
+	bad, err := os.ReadFile("testdata/bad/ids.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +232,7 @@ func TestLoadCatalogFSAcrossFiles(t *testing.T) {
 		"b/ids.yaml":         {Data: bad},
 		"b/README.md":        {Data: []byte("not a catalog file")},
 	}
-	_, err = LoadCatalogFS(fsys)
+	_, err = LoadFS(fsys)
 	want := []string{
 		`b/aaa-minimal.yaml:1: product "aaa-minimal" is also defined in a/aaa-minimal.yaml`,
 		`b/ids.yaml:9: flow "ssh": duplicate flow id (first defined on line 8)`,
@@ -241,7 +243,7 @@ func TestLoadCatalogFSAcrossFiles(t *testing.T) {
 		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 
-	if _, err := LoadCatalogFS(fstest.MapFS{"README.md": {Data: []byte("x")}}); err == nil || err.Error() != "load catalog: no *.yaml files" {
+	if _, err := LoadFS(fstest.MapFS{"README.md": {Data: []byte("x")}}); err == nil || err.Error() != "load catalog: no *.yaml files" {
 		t.Errorf("empty catalog: error %v, want load catalog: no *.yaml files", err)
 	}
 }
@@ -250,14 +252,14 @@ func TestLoadCatalogFSAcrossFiles(t *testing.T) {
 
 func loadEmbedded(t *testing.T) *Catalog {
 	t.Helper()
-	cat, err := LoadCatalog()
+	cat, err := Load()
 	if err != nil {
-		t.Fatalf("LoadCatalog: %v", err)
+		t.Fatalf("Load: %v", err)
 	}
 	return cat
 }
 
-func mustFlow(t *testing.T, cat *Catalog, product, id string) *Flow {
+func mustFlow(t *testing.T, cat *Catalog, product, id string) *probe.Flow {
 	t.Helper()
 	p, ok := cat.Product(product)
 	if !ok {
@@ -271,7 +273,7 @@ func mustFlow(t *testing.T, cat *Catalog, product, id string) *Flow {
 }
 
 // flowIs checks a flow's peers, transport and ports.
-func flowIs(t *testing.T, f *Flow, src, dst string, proto Protocol, ports ...string) {
+func flowIs(t *testing.T, f *probe.Flow, src, dst string, proto probe.Protocol, ports ...string) {
 	t.Helper()
 	peer := f.Destination
 	if peer == "" {
@@ -331,8 +333,8 @@ func TestEmbeddedCitrixRevisions(t *testing.T) {
 	for _, prefix := range []string{"admin", "internal"} {
 		en := mustFlow(t, cat, p.Name, prefix+"-azure-connector-https")
 		ja := mustFlow(t, cat, p.Name, prefix+"-azure-connector-https-ja")
-		flowIs(t, en, "admin-user", "appliance", TCP, "3500")
-		flowIs(t, ja, "admin-user", "appliance", TCP, "350")
+		flowIs(t, en, "admin-user", "appliance", probe.TCP, "3500")
+		flowIs(t, ja, "admin-user", "appliance", probe.TCP, "350")
 		if !slices.Equal(en.Revisions, []string{"en"}) || !slices.Equal(ja.Revisions, []string{"ja"}) {
 			t.Errorf("%s revisions %q / %q, want en / ja", prefix, en.Revisions, ja.Revisions)
 		}
@@ -355,15 +357,15 @@ func TestEmbeddedCitrixRevisions(t *testing.T) {
 			t.Errorf("%s revisions %q, want %q", id, f.Revisions, revs)
 		}
 	}
-	flowIs(t, mustFlow(t, cat, p.Name, "prism-disk-upload"), "appliance", "prism", TCP, "2222")
-	flowIs(t, mustFlow(t, cat, p.Name, "web-api"), "appliance", "applayeringwebapi.azurewebsites.net", TCP, "443")
-	flowIs(t, mustFlow(t, cat, p.Name, "upgrade-media"), "appliance", "alcdn.citrix.com", TCP, "80")
-	flowIs(t, mustFlow(t, cat, p.Name, "compositing-iscsi"), "compositing-machine", "appliance", TCP, "3260")
+	flowIs(t, mustFlow(t, cat, p.Name, "prism-disk-upload"), "appliance", "prism", probe.TCP, "2222")
+	flowIs(t, mustFlow(t, cat, p.Name, "web-api"), "appliance", "applayeringwebapi.azurewebsites.net", probe.TCP, "443")
+	flowIs(t, mustFlow(t, cat, p.Name, "upgrade-media"), "appliance", "alcdn.citrix.com", probe.TCP, "80")
+	flowIs(t, mustFlow(t, cat, p.Name, "compositing-iscsi"), "compositing-machine", "appliance", probe.TCP, "3260")
 	// Key ports without a transport: DNS both ways, NTP and DHCP over UDP.
-	flowIs(t, mustFlow(t, cat, p.Name, "key-ad-dns-udp"), "appliance", "active-directory", UDP, "53")
-	flowIs(t, mustFlow(t, cat, p.Name, "key-ad-dns-tcp"), "appliance", "active-directory", TCP, "53")
-	flowIs(t, mustFlow(t, cat, p.Name, "key-ntp"), "appliance", "ntp-server", UDP, "123")
-	flowIs(t, mustFlow(t, cat, p.Name, "key-dhcp-client"), "dhcp-server", "appliance", UDP, "68")
+	flowIs(t, mustFlow(t, cat, p.Name, "key-ad-dns-udp"), "appliance", "active-directory", probe.UDP, "53")
+	flowIs(t, mustFlow(t, cat, p.Name, "key-ad-dns-tcp"), "appliance", "active-directory", probe.TCP, "53")
+	flowIs(t, mustFlow(t, cat, p.Name, "key-ntp"), "appliance", "ntp-server", probe.UDP, "123")
+	flowIs(t, mustFlow(t, cat, p.Name, "key-dhcp-client"), "dhcp-server", "appliance", probe.UDP, "68")
 }
 
 // lenovoGlued is every port in the Lenovo document printed with a footnote
@@ -372,47 +374,47 @@ func TestEmbeddedCitrixRevisions(t *testing.T) {
 var lenovoGlued = []struct {
 	printed string
 	flow    string
-	proto   Protocol
+	proto   probe.Protocol
 	port    string
 	notes   []string // footnote numbers, "[n]"
 }{
-	{"3891", "auth-ldap", TCP, "389", []string{"[1]"}},
-	{"211", "fwd-ftp", TCP, "21", []string{"[1]"}},
-	{"251", "fwd-smtp", UDP, "25", []string{"[1]"}},
-	{"801", "fwd-rest", UDP, "80", []string{"[1]"}},
-	{"1612", "fwd-snmp-161", UDP, "161", []string{"[2]"}},
-	{"1621", "fwd-snmp-162", UDP, "162", []string{"[1]"}},
-	{"4431", "fwd-azure", UDP, "443", []string{"[1]"}},
-	{"5141", "fwd-syslog", UDP, "514", []string{"[1]"}},
-	{"835", "warranty-china", TCP, "83", []string{"[5]"}},
-	{"59882", "cmm-cim-http", TCP, "5988", []string{"[2]"}},
-	{"60902", "cmm-tcp-command", TCP, "6090", []string{"[2]"}},
-	{"221", "cmm-sftp-in", TCP, "22", []string{"[1]"}},
-	{"38884", "thinksystem-remote-control", TCP, "3888", []string{"[4]"}},
-	{"38894", "systemx-remote-kvm", TCP, "3889", []string{"[4]"}},
-	{"38891", "flex-remote-kvm", TCP, "3889", []string{"[1]", "[4]"}},
-	{"59883", "flex-cim-http", TCP, "5988", []string{"[3]"}},
-	{"59893", "systemx-cim-https", TCP, "5989", []string{"[3]"}},
-	{"69905", "thinksystem-firmware-update", TCP, "6990", []string{"[5]"}},
-	{"69905", "flex-firmware-update-in", TCP, "6990", []string{"[5]"}},
-	{"222", "systemx-sftp-in", TCP, "22", []string{"[2]"}},
-	{"506366", "thinksystem-ldaps-patterns", TCP, "50636", []string{"[6]"}},
-	{"221", "rack-ssh", TCP, "22", []string{"[1]", "[3]"}},
-	{"1612", "rack-snmp", UDP, "161", []string{"[2]"}},
-	{"4276", "rack-slp-udp", UDP, "427", []string{"[6]"}},
-	{"4276", "rack-slp-tcp", TCP, "427", []string{"[6]"}},
-	{"4437", "rack-https", TCP, "443", []string{"[7]"}},
-	{"223", "flexsw-ssh", TCP, "22", []string{"[3]"}},
-	{"1615", "flexsw-snmp", UDP, "161", []string{"[5]"}},
-	{"224", "rack-sftp-in", TCP, "22", []string{"[4]"}},
-	{"1622", "flexsw-snmp-trap-in", TCP, "162", []string{"[2]"}},
-	{"222", "storage-sftp", TCP, "22", []string{"[2]"}},
-	{"4431", "storage-https", TCP, "443", []string{"[1]"}},
-	{"4432", "storage-https-in", TCP, "443", []string{"[2]"}},
-	{"59855", "os-winrm-http", TCP, "5985", []string{"[1]", "[2]", "[3]", "[5]"}},
-	{"59866", "os-winrm-https", TCP, "5986", []string{"[1]", "[2]", "[3]", "[6]"}},
-	{"4454", "os-driver-smb", TCP, "445", []string{"[2]", "[4]"}},
-	{"84436", "os-deploy-https", TCP, "8443", []string{"[1]", "[2]", "[3]", "[6]"}},
+	{"3891", "auth-ldap", probe.TCP, "389", []string{"[1]"}},
+	{"211", "fwd-ftp", probe.TCP, "21", []string{"[1]"}},
+	{"251", "fwd-smtp", probe.UDP, "25", []string{"[1]"}},
+	{"801", "fwd-rest", probe.UDP, "80", []string{"[1]"}},
+	{"1612", "fwd-snmp-161", probe.UDP, "161", []string{"[2]"}},
+	{"1621", "fwd-snmp-162", probe.UDP, "162", []string{"[1]"}},
+	{"4431", "fwd-azure", probe.UDP, "443", []string{"[1]"}},
+	{"5141", "fwd-syslog", probe.UDP, "514", []string{"[1]"}},
+	{"835", "warranty-china", probe.TCP, "83", []string{"[5]"}},
+	{"59882", "cmm-cim-http", probe.TCP, "5988", []string{"[2]"}},
+	{"60902", "cmm-tcp-command", probe.TCP, "6090", []string{"[2]"}},
+	{"221", "cmm-sftp-in", probe.TCP, "22", []string{"[1]"}},
+	{"38884", "thinksystem-remote-control", probe.TCP, "3888", []string{"[4]"}},
+	{"38894", "systemx-remote-kvm", probe.TCP, "3889", []string{"[4]"}},
+	{"38891", "flex-remote-kvm", probe.TCP, "3889", []string{"[1]", "[4]"}},
+	{"59883", "flex-cim-http", probe.TCP, "5988", []string{"[3]"}},
+	{"59893", "systemx-cim-https", probe.TCP, "5989", []string{"[3]"}},
+	{"69905", "thinksystem-firmware-update", probe.TCP, "6990", []string{"[5]"}},
+	{"69905", "flex-firmware-update-in", probe.TCP, "6990", []string{"[5]"}},
+	{"222", "systemx-sftp-in", probe.TCP, "22", []string{"[2]"}},
+	{"506366", "thinksystem-ldaps-patterns", probe.TCP, "50636", []string{"[6]"}},
+	{"221", "rack-ssh", probe.TCP, "22", []string{"[1]", "[3]"}},
+	{"1612", "rack-snmp", probe.UDP, "161", []string{"[2]"}},
+	{"4276", "rack-slp-udp", probe.UDP, "427", []string{"[6]"}},
+	{"4276", "rack-slp-tcp", probe.TCP, "427", []string{"[6]"}},
+	{"4437", "rack-https", probe.TCP, "443", []string{"[7]"}},
+	{"223", "flexsw-ssh", probe.TCP, "22", []string{"[3]"}},
+	{"1615", "flexsw-snmp", probe.UDP, "161", []string{"[5]"}},
+	{"224", "rack-sftp-in", probe.TCP, "22", []string{"[4]"}},
+	{"1622", "flexsw-snmp-trap-in", probe.TCP, "162", []string{"[2]"}},
+	{"222", "storage-sftp", probe.TCP, "22", []string{"[2]"}},
+	{"4431", "storage-https", probe.TCP, "443", []string{"[1]"}},
+	{"4432", "storage-https-in", probe.TCP, "443", []string{"[2]"}},
+	{"59855", "os-winrm-http", probe.TCP, "5985", []string{"[1]", "[2]", "[3]", "[5]"}},
+	{"59866", "os-winrm-https", probe.TCP, "5986", []string{"[1]", "[2]", "[3]", "[6]"}},
+	{"4454", "os-driver-smb", probe.TCP, "445", []string{"[2]", "[4]"}},
+	{"84436", "os-deploy-https", probe.TCP, "8443", []string{"[1]", "[2]", "[3]", "[6]"}},
 }
 
 func TestEmbeddedLenovoFootnotesResolved(t *testing.T) {
@@ -450,13 +452,13 @@ func TestEmbeddedLenovoFootnotesResolved(t *testing.T) {
 	}
 	// Ports printed as is, although a trailing digit could be read as a
 	// footnote.
-	flowIs(t, mustFlow(t, cat, p.Name, "cmm-secure-tcp-command"), "lxca", "cmm", TCP, "6091")
-	flowIs(t, mustFlow(t, cat, p.Name, "cmm-ldaps"), "cmm", "lxca", TCP, "50637")
-	flowIs(t, mustFlow(t, cat, p.Name, "auth-saml"), "lxca", "auth-server", TCP, "3268", "3269")
-	flowIs(t, mustFlow(t, cat, p.Name, "push-apple"), "lxca", "apple-push", TCP, "443", "2195", "5223")
-	flowIs(t, mustFlow(t, cat, p.Name, "push-google"), "lxca", "android.googleapis.com", TCP, "443", "5288", "5299", "5230")
+	flowIs(t, mustFlow(t, cat, p.Name, "cmm-secure-tcp-command"), "lxca", "cmm", probe.TCP, "6091")
+	flowIs(t, mustFlow(t, cat, p.Name, "cmm-ldaps"), "cmm", "lxca", probe.TCP, "50637")
+	flowIs(t, mustFlow(t, cat, p.Name, "auth-saml"), "lxca", "auth-server", probe.TCP, "3268", "3269")
+	flowIs(t, mustFlow(t, cat, p.Name, "push-apple"), "lxca", "apple-push", probe.TCP, "443", "2195", "5223")
+	flowIs(t, mustFlow(t, cat, p.Name, "push-google"), "lxca", "android.googleapis.com", probe.TCP, "443", "5288", "5299", "5230")
 	// Footnote 4: remote control starts in the browser, not on the appliance.
-	flowIs(t, mustFlow(t, cat, p.Name, "thinksystem-remote-control"), "web-client", "thinksystem", TCP, "3888")
+	flowIs(t, mustFlow(t, cat, p.Name, "thinksystem-remote-control"), "web-client", "thinksystem", probe.TCP, "3888")
 	if f := mustFlow(t, cat, p.Name, "auth-ldap"); !f.Configurable {
 		t.Error("auth-ldap: footnote 1 says the port is configurable")
 	}
@@ -466,21 +468,21 @@ func TestEmbeddedWrongLabelsKeptAndNoted(t *testing.T) {
 	cat := loadEmbedded(t)
 	for _, c := range []struct {
 		product, flow string
-		proto         Protocol
+		proto         probe.Protocol
 		port, note    string
 	}{
-		{"xenserver", "ntp-tcp", TCP, "123", "NTP runs over UDP"},
-		{"xenserver", "ad-int-ldaps-udp", UDP, "636", "no LDAPS over UDP"},
-		{"xenserver", "smb-netbios-udp", UDP, "139", "TCP only"},
-		{"lenovo-xclarity-administrator", "fwd-smtp", UDP, "25", "SMTP runs over TCP"},
-		{"lenovo-xclarity-administrator", "fwd-rest", UDP, "80", "HTTP runs over TCP"},
-		{"lenovo-xclarity-administrator", "rack-snmp-trap-in", TCP, "162", "SNMP traps use UDP 162"},
-		{"lenovo-xclarity-administrator", "systemx-ipmi", TCP, "623", "UDP 623"},
-		{"lenovo-xclarity-administrator", "storage-snmp-trap-in", UDP, "115", "SNMP traps use 162"},
-		{"lenovo-xclarity-administrator", "thinksystem-sftp", TCP, "115", "SFTP over SSH normally uses 22"},
-		{"lenovo-xclarity-administrator", "push-google", TCP, "5288", "typos of 5228 and 5229"},
-		{"sios-lifekeeper", "web-gui", TCP, "778", `"SSL"`},
-		{"sios-lifekeeper", "monitoring-api", TCP, "779", `"SSL"`},
+		{"xenserver", "ntp-tcp", probe.TCP, "123", "NTP runs over UDP"},
+		{"xenserver", "ad-int-ldaps-udp", probe.UDP, "636", "no LDAPS over UDP"},
+		{"xenserver", "smb-netbios-udp", probe.UDP, "139", "TCP only"},
+		{"lenovo-xclarity-administrator", "fwd-smtp", probe.UDP, "25", "SMTP runs over TCP"},
+		{"lenovo-xclarity-administrator", "fwd-rest", probe.UDP, "80", "HTTP runs over TCP"},
+		{"lenovo-xclarity-administrator", "rack-snmp-trap-in", probe.TCP, "162", "SNMP traps use UDP 162"},
+		{"lenovo-xclarity-administrator", "systemx-ipmi", probe.TCP, "623", "UDP 623"},
+		{"lenovo-xclarity-administrator", "storage-snmp-trap-in", probe.UDP, "115", "SNMP traps use 162"},
+		{"lenovo-xclarity-administrator", "thinksystem-sftp", probe.TCP, "115", "SFTP over SSH normally uses 22"},
+		{"lenovo-xclarity-administrator", "push-google", probe.TCP, "5288", "typos of 5228 and 5229"},
+		{"sios-lifekeeper", "web-gui", probe.TCP, "778", `"SSL"`},
+		{"sios-lifekeeper", "monitoring-api", probe.TCP, "779", `"SSL"`},
 	} {
 		f := mustFlow(t, cat, c.product, c.flow)
 		if f.Protocol != c.proto || !slices.Contains(portStrings(f.Ports), c.port) {
@@ -495,33 +497,33 @@ func TestEmbeddedWrongLabelsKeptAndNoted(t *testing.T) {
 func TestEmbeddedRangesDynamicEphemeralICMP(t *testing.T) {
 	cat := loadEmbedded(t)
 	repl := mustFlow(t, cat, "sios-lifekeeper", "data-replication")
-	flowIs(t, repl, "node", "node", TCP, "10001-65535")
+	flowIs(t, repl, "node", "node", probe.TCP, "10001-65535")
 	if !strings.Contains(repl.Note, "10001(TCP) ~") {
 		t.Errorf("data-replication: the open-ended range is not explained: %q", repl.Note)
 	}
 	pvs := mustFlow(t, cat, "xenserver", "pvs-server-ports")
-	flowIs(t, pvs, "target-device", "provisioning-server", UDP, "6910-6930")
+	flowIs(t, pvs, "target-device", "provisioning-server", probe.UDP, "6910-6930")
 	if !pvs.Configurable || !pvs.Ports[0].IsRange() {
 		t.Errorf("pvs-server-ports: configurable %v, range %v", pvs.Configurable, pvs.Ports[0].IsRange())
 	}
 	for _, id := range []string{"nfsv3-dynamic-tcp", "nfsv3-dynamic-udp"} {
 		f := mustFlow(t, cat, "xenserver", id)
-		if len(f.Ports) != 1 || f.Ports[0].Kind != PortDynamic || f.Ports[0].Checkable() {
+		if len(f.Ports) != 1 || f.Ports[0].Kind != probe.PortDynamic || f.Ports[0].Checkable() {
 			t.Errorf("%s ports %q, want dynamic", id, portStrings(f.Ports))
 		}
 	}
 	// RMI runs both ways on ephemeral ports (footnote 5): one flow each way.
-	flowIs(t, mustFlow(t, cat, "sios-lifekeeper", "gui-rmi-to-node"), "gui-client", "node", TCP, "ephemeral")
-	flowIs(t, mustFlow(t, cat, "sios-lifekeeper", "gui-rmi-to-client"), "node", "gui-client", TCP, "ephemeral")
+	flowIs(t, mustFlow(t, cat, "sios-lifekeeper", "gui-rmi-to-node"), "gui-client", "node", probe.TCP, "ephemeral")
+	flowIs(t, mustFlow(t, cat, "sios-lifekeeper", "gui-rmi-to-client"), "node", "gui-client", probe.TCP, "ephemeral")
 	ping := mustFlow(t, cat, "sios-lifekeeper", "lkping")
-	flowIs(t, ping, "node", "node", ICMP)
+	flowIs(t, ping, "node", "node", probe.ICMP)
 	if len(ping.Footnotes) != 1 || !strings.HasPrefix(ping.Footnotes[0], "[3] ") {
 		t.Errorf("lkping footnotes %q, want footnote 3", ping.Footnotes)
 	}
 }
 
 // portTablesDir is where the vendor documents live beside the repository.
-var portTablesDir = filepath.Join("..", "..", "shared", "port-tables")
+var portTablesDir = filepath.Join("..", "..", "..", "shared", "port-tables")
 
 var numberRE = regexp.MustCompile(`\d+`)
 
@@ -555,7 +557,7 @@ func TestEmbeddedPortsAppearInDocuments(t *testing.T) {
 				continue
 			}
 			text := string(raw)
-			ports := map[Protocol]map[int]bool{TCP: {}, UDP: {}}
+			ports := map[probe.Protocol]map[int]bool{probe.TCP: {}, probe.UDP: {}}
 			for _, f := range p.Flows {
 				if !slices.Contains(f.Revisions, d.ID) {
 					continue
@@ -585,12 +587,12 @@ func TestEmbeddedPortsAppearInDocuments(t *testing.T) {
 				}
 				// The transports the line names; none (a key-ports item)
 				// means any. "SSL" (SIOS) is TLS over TCP.
-				var protos []Protocol
+				var protos []probe.Protocol
 				if strings.Contains(line, "TCP") || strings.Contains(line, "SSL") {
-					protos = append(protos, TCP)
+					protos = append(protos, probe.TCP)
 				}
 				if strings.Contains(line, "UDP") {
-					protos = append(protos, UDP)
+					protos = append(protos, probe.UDP)
 				}
 				for _, tok := range numberRE.FindAllString(line, -1) {
 					n, _ := strconv.Atoi(tok)
@@ -600,7 +602,7 @@ func TestEmbeddedPortsAppearInDocuments(t *testing.T) {
 					if p.Name == "lenovo-xclarity-administrator" && glued[tok] != "" {
 						n, _ = strconv.Atoi(glued[tok])
 					}
-					if len(protos) == 0 && !ports[TCP][n] && !ports[UDP][n] {
+					if len(protos) == 0 && !ports[probe.TCP][n] && !ports[probe.UDP][n] {
 						t.Errorf("%s line %d: %d is printed in a port line but is no port of a %s flow: %q", d.File, i+1, n, d.ID, line)
 					}
 					for _, proto := range protos {
@@ -640,7 +642,7 @@ func isPortLine(line string) bool {
 
 func BenchmarkLoadCatalog(b *testing.B) {
 	for b.Loop() {
-		if _, err := LoadCatalog(); err != nil {
+		if _, err := Load(); err != nil {
 			b.Fatal(err)
 		}
 	}

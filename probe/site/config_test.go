@@ -1,6 +1,9 @@
-package probe
+package site
 
 import (
+	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/catalog"
+
 	"fmt"
 	"maps"
 	"os"
@@ -18,18 +21,25 @@ type fakeBinder struct{}
 
 var fakeKinds = []string{"dns", "http", "icmp", "ldap", "ntp", "tcp", "tls", "udp"}
 
-func (fakeBinder) KindFor(app string, proto Protocol) (string, map[string]any) {
+func (fakeBinder) KindFor(app string, proto probe.Protocol) (string, map[string]any) {
 	switch {
-	case proto == ICMP:
+	case proto == probe.ICMP:
 		return "icmp", nil
-	case app == "ldap" && proto == TCP:
+	case app == "ldap" && proto == probe.TCP:
 		return "ldap", nil
-	case app == "ldaps" && proto == TCP:
+	case app == "ldaps" && proto == probe.TCP:
 		return "ldap", map[string]any{"mode": "ldaps"}
-	case app == "https" && proto == TCP:
+	case app == "https" && proto == probe.TCP:
 		return "tls", nil
 	}
 	return string(proto), nil
+}
+
+func (fakeBinder) ResponderKind(proto probe.Protocol) (string, map[string]any, bool) {
+	if proto == probe.ICMP {
+		return "", nil, false
+	}
+	return string(proto), map[string]any{"responder": true}, true
 }
 
 func (fakeBinder) Known(kind string) bool { return slices.Contains(fakeKinds, kind) }
@@ -41,9 +51,9 @@ func (fakeBinder) Decode(kind string, raw map[string]any) (any, error) {
 	return maps.Clone(raw), nil
 }
 
-func loadDemo(t *testing.T) *Catalog {
+func loadDemo(t *testing.T) *catalog.Catalog {
 	t.Helper()
-	cat, err := LoadCatalogFS(os.DirFS("testdata/plan"))
+	cat, err := catalog.LoadFS(os.DirFS("testdata/plan"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,6 +84,7 @@ var wantBad = map[string][]string{
 		"FILE:4: product demo: self must be a string or a list of strings",
 		"FILE:6: product demo: roles must be a mapping of role name to its hosts and settings",
 		"FILE:7: product demo: flows must be a mapping of flow id to its settings",
+		"FILE:8: each product must be a product name or a block with name: and its settings",
 		"FILE:12: product demo2: role dc: hosts must be a list of names or addresses",
 		"FILE:13: product demo2: role dc: responder must be true or false, not \"yes\"",
 		"FILE:14: each product must be a product name or a block with name: and its settings",
@@ -85,7 +96,7 @@ var wantBad = map[string][]string{
 		"FILE:2: a second YAML document; a config is one document",
 	},
 	"unknown-keys.yml": {
-		"FILE:2: unknown key \"sites\" in the config (known: defaults, ip_family, labels, products, scheduler, self_addresses, site, source_address)",
+		"FILE:2: unknown key \"sites\" in the config (known: defaults, ip_family, labels, max_targets, products, scheduler, self_addresses, site, source_address)",
 		"FILE:4: scheduler: unknown key \"max_inflight\" in scheduler (known: failing_interval, failures_before_down, jitter, max_in_flight, max_in_flight_per_host)",
 		"FILE:11: product demo: role dc: unknown key \"password\" in a role (known: check, hosts, interval, options, ports, ranges, responder, timeout)",
 		"FILE:13: product demo: role dc: options.ldap must be a mapping of ldap check options",
@@ -229,7 +240,7 @@ func TestParseConfigGood(t *testing.T) {
 }
 
 // targetLine is a compact, complete view of a target for comparisons.
-func targetLine(t Target) string {
+func targetLine(t probe.Target) string {
 	return fmt.Sprintf("%s every %s within %s expect %s %s %v", t.ID, t.Interval, t.Timeout, t.Expect, t.Required, t.Options)
 }
 
@@ -285,7 +296,7 @@ func TestPlanFull(t *testing.T) {
 	})
 
 	var rules []string
-	for _, r := range res.Rules {
+	for _, r := range res.Rules() {
 		rules = append(rules, fmt.Sprintf("%s %s -> %s %s/%s %s", r.Action, r.Source, r.Destination, r.Protocol, r.Ports, r.Flow))
 	}
 	diffLines(t, "rules", rules, []string{

@@ -1,15 +1,20 @@
-package probe
+// Package catalog loads the vendor port tables flowprobe ships with (the
+// *.yaml files of this directory, embedded in the binary) into products and
+// flows of the probe vocabulary. Every file is checked strictly, and every
+// error names the file, the line and the flow.
+package catalog
 
 import (
+	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/internal/yamlnode"
+
 	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
 	"path"
 	"regexp"
-	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -18,22 +23,26 @@ import (
 // embeddedCatalog holds the vendor port tables shipped with flowprobe, one
 // file per product (see docs/catalog.md for the format).
 //
-//go:embed catalog/*.yaml
+//go:embed *.yaml
 var embeddedCatalog embed.FS
 
 // Catalog is every product's port table.
 type Catalog struct {
-	Products []*Product // sorted by Name
+	Products []*probe.Product // sorted by Name
 }
 
-// LoadCatalog loads the catalog embedded in the binary.
-func LoadCatalog() (*Catalog, error) { return LoadCatalogFS(embeddedCatalog) }
+// Load loads the catalog embedded in the binary.
+func Load() (*Catalog, error) { return load(embeddedCatalog, "catalog/") }
 
-// LoadCatalogFS loads every *.yaml file found in fsys (walked from its root)
+// LoadFS loads every *.yaml file found in fsys (walked from its root)
 // as one product each. It checks every file strictly and reports all errors
-// at once, joined with errors.Join; each one is a *CatalogError that names
+// at once, joined with errors.Join; each one is a *Error that names
 // the file, the line and, within a flow, the flow's id.
-func LoadCatalogFS(fsys fs.FS) (*Catalog, error) {
+func LoadFS(fsys fs.FS) (*Catalog, error) { return load(fsys, "") }
+
+// load is LoadFS naming each file with prefix before its path in fsys (the
+// embedded files are named as in the source tree, catalog/<product>.yaml).
+func load(fsys fs.FS, prefix string) (*Catalog, error) {
 	var files []string
 	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -61,28 +70,28 @@ func LoadCatalogFS(fsys fs.FS) (*Catalog, error) {
 			errs = append(errs, fmt.Errorf("load catalog: %w", err))
 			continue
 		}
-		p, perrs := parseCatalogFile(file, data)
+		p, perrs := parseCatalogFile(prefix+file, data)
 		errs = append(errs, perrs...)
 		if p == nil || p.Name == "" {
 			continue
 		}
 		if other, dup := byName[p.Name]; dup {
-			errs = append(errs, &CatalogError{File: file, Line: 1,
+			errs = append(errs, &Error{File: prefix + file, Line: 1,
 				Msg: fmt.Sprintf("product %q is also defined in %s", p.Name, other)})
 			continue
 		}
-		byName[p.Name] = file
+		byName[p.Name] = prefix + file
 		cat.Products = append(cat.Products, p)
 	}
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, yamlnode.Join(errs)
 	}
 	sort.Slice(cat.Products, func(i, j int) bool { return cat.Products[i].Name < cat.Products[j].Name })
 	return cat, nil
 }
 
 // Product returns the product with the given name.
-func (c *Catalog) Product(name string) (*Product, bool) {
+func (c *Catalog) Product(name string) (*probe.Product, bool) {
 	for _, p := range c.Products {
 		if p.Name == name {
 			return p, true
@@ -102,44 +111,24 @@ func (c *Catalog) Names() []string {
 
 // Flows returns every flow of every product, products in name order and
 // flows in file order.
-func (c *Catalog) Flows() []Flow {
-	var out []Flow
+func (c *Catalog) Flows() []probe.Flow {
+	var out []probe.Flow
 	for _, p := range c.Products {
 		out = append(out, p.Flows...)
 	}
 	return out
 }
 
-// CatalogError is one problem in a catalog file.
-type CatalogError struct {
-	File string
-	Line int
-	Flow string // the flow's id, or "#N" for the Nth flow when it has none
-	Msg  string
-}
-
-func (e *CatalogError) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		fmt.Fprintf(&b, ":%d", e.Line)
-	}
-	b.WriteString(": ")
-	if strings.HasPrefix(e.Flow, "#") {
-		fmt.Fprintf(&b, "flow %s: ", e.Flow)
-	} else if e.Flow != "" {
-		fmt.Fprintf(&b, "flow %q: ", e.Flow)
-	}
-	b.WriteString(e.Msg)
-	return b.String()
-}
+// Error is one problem in a catalog file, placed at file:line and, within
+// a flow, naming the flow by its id (or "#N" for the Nth flow when it has
+// none).
+type Error = yamlnode.Error
 
 var (
 	catalogKebab    = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 	catalogApp      = regexp.MustCompile(`^[a-z0-9]+([a-z0-9.+-]*[a-z0-9])?$`)
 	catalogHostname = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]([a-z0-9-]*[a-z0-9])?$`)
 	catalogLanguage = regexp.MustCompile(`^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$`)
-	catalogYAMLLine = regexp.MustCompile(`^line (\d+): (.*)$`)
 )
 
 // The keys each mapping of a catalog file may hold.
@@ -151,47 +140,38 @@ var (
 		"required", "condition", "footnotes", "section", "app", "revisions", "note", "configurable"}
 )
 
-// catalogParser collects the errors of one file.
+// catalogParser walks one file with the shared walker.
 type catalogParser struct {
 	file string
-	errs []*CatalogError
+	w    yamlnode.Walker
+}
+
+// flowCtx is the context of a message about flow label.
+func flowCtx(label string) []string {
+	switch {
+	case label == "":
+		return nil
+	case strings.HasPrefix(label, "#"):
+		return []string{"flow " + label}
+	}
+	return []string{fmt.Sprintf("flow %q", label)}
 }
 
 func (p *catalogParser) errorf(n *yaml.Node, flow, format string, args ...any) {
-	line := 0
-	if n != nil {
-		line = n.Line
-	}
-	p.errs = append(p.errs, &CatalogError{File: p.file, Line: line, Flow: flow, Msg: fmt.Sprintf(format, args...)})
+	p.w.Errorf(n, flowCtx(flow), format, args...)
 }
 
 // fields checks that n is a mapping with only known, unique keys and
-// returns its values by key. what names the mapping in messages ("" for the
-// top level); flow is the flow context for messages.
+// returns its values by key. what names the mapping in messages; flow is
+// the flow context for messages.
 func (p *catalogParser) fields(n *yaml.Node, what, flow string, known []string) map[string]*yaml.Node {
-	if n.Kind != yaml.MappingNode {
-		if what == "" {
-			p.errorf(n, flow, "a catalog file must be a mapping")
-		} else {
-			p.errorf(n, flow, "%s must be a mapping", what)
-		}
+	m := p.w.Fields(n, flowCtx(flow), what, known)
+	if m == nil {
 		return nil
 	}
-	in := ""
-	if what != "" && flow == "" {
-		in = " in " + what
-	}
-	out := map[string]*yaml.Node{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		switch {
-		case !slices.Contains(known, k.Value):
-			p.errorf(k, flow, "unknown key %q%s", k.Value, in)
-		case out[k.Value] != nil:
-			p.errorf(k, flow, "duplicate key %q%s", k.Value, in)
-		default:
-			out[k.Value] = v
-		}
+	out := make(map[string]*yaml.Node, len(m.Order))
+	for _, k := range m.Order {
+		out[k] = m.Value(k)
 	}
 	return out
 }
@@ -203,11 +183,8 @@ func (p *catalogParser) str(m map[string]*yaml.Node, key, flow string) string {
 	if n == nil {
 		return ""
 	}
-	if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
-		p.errorf(n, flow, "%s must be a string", key)
-		return ""
-	}
-	return n.Value
+	s, _ := p.w.String(n, flowCtx(flow), key)
+	return s
 }
 
 // need is str for a required key; parent locates the message when the key
@@ -230,17 +207,14 @@ func (p *catalogParser) strings(m map[string]*yaml.Node, key, flow string) []str
 	if n == nil {
 		return nil
 	}
-	if n.Kind != yaml.SequenceNode {
-		p.errorf(n, flow, "%s must be a list", key)
-		return nil
-	}
-	out := make([]string, 0, len(n.Content))
-	for _, item := range n.Content {
-		if item.Kind != yaml.ScalarNode || item.Tag != "!!str" || item.Value == "" {
-			p.errorf(item, flow, "%s: every item must be a non-empty string", key)
+	items, _ := p.w.Strings(n, flowCtx(flow), key, false)
+	out := items[:0]
+	for _, s := range items {
+		if s == "" {
+			p.errorf(n, flow, "%s: every item must be a non-empty string", key)
 			continue
 		}
-		out = append(out, item.Value)
+		out = append(out, s)
 	}
 	return out
 }
@@ -259,33 +233,34 @@ func (p *catalogParser) list(m map[string]*yaml.Node, parent *yaml.Node, key str
 	if len(n.Content) == 0 {
 		p.errorf(n, "", "%s is empty", key)
 	}
-	return n.Content
+	items := make([]*yaml.Node, len(n.Content))
+	for i, item := range n.Content {
+		items[i] = yamlnode.Resolve(item)
+	}
+	return items
 }
 
 // parseCatalogFile reads one catalog file. It returns the product (possibly
 // partial) and every error found.
-func parseCatalogFile(file string, data []byte) (*Product, []error) {
-	p := &catalogParser{file: file}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		msg := strings.TrimPrefix(err.Error(), "yaml: ")
-		line := 0
-		if m := catalogYAMLLine.FindStringSubmatch(msg); m != nil {
-			line, _ = strconv.Atoi(m[1])
-			msg = m[2]
+func parseCatalogFile(file string, data []byte) (*probe.Product, []error) {
+	p := &catalogParser{file: file, w: yamlnode.Walker{File: file}}
+	root, err := yamlnode.Parse(file, data, "a catalog file")
+	if err != nil {
+		var ye *Error
+		if errors.As(err, &ye) && ye.Syntax() {
+			ye.Msg = "invalid YAML: " + ye.Msg
 		}
-		return nil, []error{&CatalogError{File: file, Line: line, Msg: "invalid YAML: " + msg}}
+		return nil, []error{err}
 	}
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+	if root == nil {
 		p.errorf(nil, "", "empty catalog file")
-		return nil, p.joinable()
+		return nil, p.w.Errs
 	}
-	root := doc.Content[0]
-	top := p.fields(root, "", "", catalogProductKeys)
+	top := p.fields(root, "a catalog file", "", catalogProductKeys)
 	if top == nil {
-		return nil, p.joinable()
+		return nil, p.w.Errs
 	}
-	prod := &Product{}
+	prod := &probe.Product{}
 	prod.Name = p.need(top, root, "product", "", "")
 	if prod.Name != "" {
 		if !catalogKebab.MatchString(prod.Name) {
@@ -302,7 +277,7 @@ func parseCatalogFile(file string, data []byte) (*Product, []error) {
 		if m == nil {
 			continue
 		}
-		d := Document{
+		d := probe.Document{
 			ID:       p.need(m, n, "id", "", " in document"),
 			File:     p.need(m, n, "file", "", " in document"),
 			Title:    p.need(m, n, "title", "", " in document"),
@@ -329,7 +304,7 @@ func parseCatalogFile(file string, data []byte) (*Product, []error) {
 		if m == nil {
 			continue
 		}
-		r := Role{Name: p.need(m, n, "name", "", " in role")}
+		r := probe.Role{Name: p.need(m, n, "name", "", " in role")}
 		r.Description = p.need(m, n, "description", "", fmt.Sprintf(" in role %q", r.Name))
 		switch {
 		case r.Name == "":
@@ -355,38 +330,26 @@ func parseCatalogFile(file string, data []byte) (*Product, []error) {
 		ids[f.ID] = n.Line
 		prod.Flows = append(prod.Flows, f)
 	}
-	// Report in file order; errors found on one line keep their order.
-	sort.SliceStable(p.errs, func(i, j int) bool {
-		return p.errs[i].Line < p.errs[j].Line
-	})
-	return prod, p.joinable()
-}
-
-func (p *catalogParser) joinable() []error {
-	out := make([]error, len(p.errs))
-	for i, e := range p.errs {
-		out[i] = e
-	}
-	return out
+	return prod, p.w.Errs
 }
 
 // flow reads and checks the i-th flow. ok is false when it has no usable id.
-func (p *catalogParser) flow(n *yaml.Node, i int, prod *Product, roles, docs map[string]bool) (Flow, bool) {
+func (p *catalogParser) flow(n *yaml.Node, i int, prod *probe.Product, roles, docs map[string]bool) (probe.Flow, bool) {
 	label := fmt.Sprintf("#%d", i+1)
 	if n.Kind == yaml.MappingNode {
 		// Find the id first so that every message names the flow.
 		for j := 0; j+1 < len(n.Content); j += 2 {
-			if k, v := n.Content[j], n.Content[j+1]; k.Value == "id" && v.Kind == yaml.ScalarNode && v.Tag == "!!str" && v.Value != "" {
-				label = v.Value
+			if k, v := n.Content[j], n.Content[j+1]; k.Value == "id" && yamlnode.IsString(yamlnode.Resolve(v)) && yamlnode.Resolve(v).Value != "" {
+				label = yamlnode.Resolve(v).Value
 				break
 			}
 		}
 	}
 	m := p.fields(n, "flow", label, catalogFlowKeys)
 	if m == nil {
-		return Flow{}, false
+		return probe.Flow{}, false
 	}
-	f := Flow{Product: prod.Name, File: p.file, Line: n.Line}
+	f := probe.Flow{Product: prod.Name, File: p.file, Line: n.Line}
 	f.ID = p.need(m, n, "id", label, "")
 	if f.ID != "" && !catalogKebab.MatchString(f.ID) {
 		p.errorf(m["id"], label, "id is not kebab-case (a-z, 0-9, -)")
@@ -410,7 +373,7 @@ func (p *catalogParser) flow(n *yaml.Node, i int, prod *Product, roles, docs map
 	}
 
 	proto := p.need(m, n, "protocol", label, "")
-	f.Protocol = Protocol(proto)
+	f.Protocol = probe.Protocol(proto)
 	if proto != "" && !f.Protocol.Valid() {
 		p.errorf(m["protocol"], label, "protocol %q is not tcp, udp or icmp", proto)
 	}
@@ -418,15 +381,15 @@ func (p *catalogParser) flow(n *yaml.Node, i int, prod *Product, roles, docs map
 
 	f.Purpose = p.need(m, n, "purpose", label, "")
 	req := p.need(m, n, "required", label, "")
-	f.Required = Requirement(req)
+	f.Required = probe.Requirement(req)
 	if req != "" && !f.Required.Valid() {
 		p.errorf(m["required"], label, "required %q is not required, optional or conditional", req)
 	}
 	f.Condition = p.str(m, "condition", label)
 	switch {
-	case f.Required == Conditional && f.Condition == "":
+	case f.Required == probe.Conditional && f.Condition == "":
 		p.errorf(n, label, "required is conditional but no condition is given")
-	case f.Required != Conditional && f.Required.Valid() && m["condition"] != nil:
+	case f.Required != probe.Conditional && f.Required.Valid() && m["condition"] != nil:
 		p.errorf(m["condition"], label, "condition given but required is %q, not conditional", f.Required)
 	}
 	f.Footnotes = p.strings(m, "footnotes", label)
@@ -455,11 +418,7 @@ func (p *catalogParser) flow(n *yaml.Node, i int, prod *Product, roles, docs map
 	}
 	f.Note = p.str(m, "note", label)
 	if c := m["configurable"]; c != nil {
-		if c.Kind != yaml.ScalarNode || c.Tag != "!!bool" {
-			p.errorf(c, label, "configurable must be true or false")
-		} else {
-			f.Configurable = c.Value == "true"
-		}
+		f.Configurable, _ = p.w.Bool(c, flowCtx(label), "configurable")
 	}
 	if f.Footnotes == nil {
 		f.Footnotes = []string{}
@@ -469,9 +428,9 @@ func (p *catalogParser) flow(n *yaml.Node, i int, prod *Product, roles, docs map
 
 // ports reads a flow's port list: required and non-empty for tcp and udp,
 // absent for icmp.
-func (p *catalogParser) ports(m map[string]*yaml.Node, n *yaml.Node, label string, proto Protocol) []PortSpec {
+func (p *catalogParser) ports(m map[string]*yaml.Node, n *yaml.Node, label string, proto probe.Protocol) []probe.PortSpec {
 	pn := m["ports"]
-	if proto == ICMP {
+	if proto == probe.ICMP {
 		if pn != nil {
 			p.errorf(pn, label, "icmp flows have no ports")
 		}
@@ -491,14 +450,15 @@ func (p *catalogParser) ports(m map[string]*yaml.Node, n *yaml.Node, label strin
 		p.errorf(pn, label, "ports is empty")
 		return nil
 	}
-	var out []PortSpec
+	var out []probe.PortSpec
 	seen := map[string]bool{}
 	for _, item := range pn.Content {
+		item = yamlnode.Resolve(item)
 		if item.Kind != yaml.ScalarNode || (item.Tag != "!!int" && item.Tag != "!!str") {
 			p.errorf(item, label, "ports: %q is not a port, a LOW-HIGH range, \"dynamic\" or \"ephemeral\"", item.Value)
 			continue
 		}
-		ps, err := ParsePortSpec(item.Value)
+		ps, err := probe.ParsePortSpec(item.Value)
 		if err != nil {
 			hint := ""
 			if strings.ContainsAny(item.Value, "\u2013\u2014\u301c\uff5e") {

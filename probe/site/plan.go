@@ -1,7 +1,9 @@
-package probe
+package site
 
 import (
-	"fmt"
+	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/catalog"
+
 	"maps"
 	"slices"
 	"strconv"
@@ -14,88 +16,44 @@ type Binder interface {
 	// KindFor returns the check kind that proves a flow with application
 	// hint app over proto, and the options the hint implies for that kind
 	// (e.g. ldaps → ldap with mode: ldaps), or nil.
-	KindFor(app string, proto Protocol) (kind string, hint map[string]any)
+	KindFor(app string, proto probe.Protocol) (kind string, hint map[string]any)
 	// Known reports whether kind is a check kind.
 	Known(kind string) bool
 	// Decode decodes raw options for kind strictly and validates them.
 	Decode(kind string, raw map[string]any) (any, error)
-}
-
-// SkipCode says why a flow, a host or a port was not planned.
-type SkipCode string
-
-// Skip codes.
-const (
-	SkipExcluded      SkipCode = "excluded"       // listed in exclude
-	SkipOtherSource   SkipCode = "other_source"   // source is a role this instance does not run as
-	SkipNoHosts       SkipCode = "no_hosts"       // the destination role has no hosts
-	SkipOwnHost       SkipCode = "own_host"       // the host is one of self_addresses
-	SkipDynamicPort   SkipCode = "dynamic_port"   // the product picks the port at run time
-	SkipEphemeralPort SkipCode = "ephemeral_port" // the port is from the OS ephemeral range
-	SkipRange         SkipCode = "range"          // a range, with ranges: skip
-	SkipRangeRest     SkipCode = "range_rest"     // the ports after the first of a range, with ranges: first
-)
-
-// Skip explains a flow (or one host or port of it) that Plan did not turn
-// into targets.
-type Skip struct {
-	Product     string   `json:"product"`
-	Flow        string   `json:"flow"`
-	Source      string   `json:"source"`
-	Destination string   `json:"destination"`
-	Protocol    Protocol `json:"protocol"`
-	Host        string   `json:"host,omitempty"` // set when one host is skipped
-	Port        string   `json:"port,omitempty"` // set when one port spec is skipped
-	Code        SkipCode `json:"code"`
-	Reason      string   `json:"reason"`
-}
-
-// Rule is one line of the firewall request: traffic a firewall must pass
-// (or, for flows with expect: deny, must keep blocked).
-type Rule struct {
-	Action Expect `json:"action"` // allow, or deny for expect: deny flows
-	// Source and Destination are addresses or names, or "<role>" when the
-	// config does not know the role's hosts.
-	Source          string   `json:"source"`
-	Destination     string   `json:"destination"`
-	SourceRole      string   `json:"source_role"`
-	DestinationRole string   `json:"destination_role"`
-	Protocol        Protocol `json:"protocol"`
-	// Ports is a port, a LOW-HIGH range, "dynamic", "ephemeral", or "" for
-	// icmp.
-	Ports    string      `json:"ports"`
-	Product  string      `json:"product"`
-	Flow     string      `json:"flow"`
-	Required Requirement `json:"required"`
-	Purpose  string      `json:"purpose"`
-	Note     string      `json:"note,omitempty"`
+	// ResponderKind returns the check kind, and the options it needs, for
+	// a flow over proto to a host running `flowprobe listen`; ok is false
+	// when a responder does not change how proto is checked (icmp).
+	ResponderKind(proto probe.Protocol) (kind string, options map[string]any, ok bool)
 }
 
 // PlanResult is the expansion of a site config against the catalog.
 type PlanResult struct {
 	// Targets are the checks this instance runs, sorted by ID.
-	Targets []Target
+	Targets []probe.Target
 	// Skipped lists, in catalog order, what was not planned and why.
 	Skipped []Skip
-	// Rules is the firewall request: every flow of the configured products
-	// in both directions, whether or not this instance checks it.
-	Rules []Rule
+	// rules hold the firewall request, expanded by Rules.
+	rules []ruleSet
 }
 
 // Plan expands cfg against the catalog into targets. Unknown products,
 // roles and flows, and check options the binder rejects, are errors naming
 // the config's file:line and the flow; all are returned at once.
-func Plan(cat *Catalog, cfg *Config, b Binder) (*PlanResult, error) {
+func Plan(cat *catalog.Catalog, cfg *Config, b Binder) (*PlanResult, error) {
 	return PlanProducts(cat.Products, cfg, b)
 }
 
 // PlanProducts is Plan over a list of products.
-func PlanProducts(products []*Product, cfg *Config, b Binder) (*PlanResult, error) {
-	pl := &planner{cfg: cfg, b: b, res: &PlanResult{}, self: map[string]bool{}}
+func PlanProducts(products []*probe.Product, cfg *Config, b Binder) (*PlanResult, error) {
+	pl := &planner{cfg: cfg, b: b, res: &PlanResult{}, self: map[string]bool{}, maxTargets: cfg.MaxTargets}
+	if pl.maxTargets == 0 {
+		pl.maxTargets = DefaultMaxTargets
+	}
 	for _, a := range cfg.SelfAddresses {
 		pl.self[hostKey(a)] = true
 	}
-	byName := map[string]*Product{}
+	byName := map[string]*probe.Product{}
 	var known []string
 	for _, p := range products {
 		byName[p.Name] = p
@@ -113,8 +71,12 @@ func PlanProducts(products []*Product, cfg *Config, b Binder) (*PlanResult, erro
 		}
 		pl.product(prod, pc)
 	}
-	slices.SortFunc(pl.res.Targets, func(a, b Target) int { return strings.Compare(a.ID, b.ID) })
-	pl.res.Targets = slices.CompactFunc(pl.res.Targets, func(a, b Target) bool { return a.ID == b.ID })
+	if pl.planned > pl.maxTargets {
+		pl.fail(cfg.keys, "max_targets", nil, "the config plans %d targets, more than max_targets %d; raise max_targets or plan fewer hosts, flows or ports", pl.planned, pl.maxTargets)
+		return nil, joinSorted(pl.errs)
+	}
+	slices.SortFunc(pl.res.Targets, func(a, b probe.Target) int { return strings.Compare(a.ID, b.ID) })
+	pl.res.Targets = slices.CompactFunc(pl.res.Targets, func(a, b probe.Target) bool { return a.ID == b.ID })
 	if fi := cfg.Scheduler.FailingInterval; fi > 0 {
 		for _, t := range pl.res.Targets {
 			if fi <= t.Timeout {
@@ -131,6 +93,10 @@ func PlanProducts(products []*Product, cfg *Config, b Binder) (*PlanResult, erro
 }
 
 type planner struct {
+	// planned counts the targets of the config, built or not; maxTargets
+	// is the config's ceiling.
+	planned, maxTargets int
+
 	cfg  *Config
 	b    Binder
 	res  *PlanResult
@@ -153,10 +119,10 @@ func (pl *planner) checkKinds(opts map[string]map[string]any, k keyPos, prefix s
 // productPlan is the state of planning one product.
 type productPlan struct {
 	*planner
-	prod  *Product
+	prod  *probe.Product
 	pc    *ProductConfig
 	ctx   []string
-	flows []*Flow
+	flows []*probe.Flow
 	// flowCfg holds the override of each flow id (extra flows: their own).
 	flowCfg map[string]*FlowConfig
 	roles   map[string]*RoleConfig
@@ -164,7 +130,7 @@ type productPlan struct {
 	extra   map[string]bool // ids of the site's own flows
 }
 
-func (pl *planner) product(prod *Product, pc *ProductConfig) {
+func (pl *planner) product(prod *probe.Product, pc *ProductConfig) {
 	pp := &productPlan{
 		planner: pl, prod: prod, pc: pc, ctx: []string{"product " + pc.Name},
 		flowCfg: map[string]*FlowConfig{}, roles: map[string]*RoleConfig{}, self: map[string]bool{},
@@ -174,7 +140,7 @@ func (pl *planner) product(prod *Product, pc *ProductConfig) {
 	for _, r := range prod.Roles {
 		known[r.Name] = true
 	}
-	ids := map[string]*Flow{}
+	ids := map[string]*probe.Flow{}
 	for i := range prod.Flows {
 		f := prod.Flows[i]
 		f.Product = prod.Name
@@ -196,7 +162,7 @@ func (pl *planner) product(prod *Product, pc *ProductConfig) {
 		f := ef.Flow
 		f.Product = prod.Name
 		if f.Required == "" {
-			f.Required = Required
+			f.Required = probe.Required
 		}
 		known[f.Source] = true
 		if f.Destination != "" {
@@ -265,7 +231,7 @@ func (pl *planner) product(prod *Product, pc *ProductConfig) {
 	}
 }
 
-func (pp *productPlan) checkPortOverrides(ports map[string]int, k keyPos, role string, ctx []string, ids map[string]*Flow) {
+func (pp *productPlan) checkPortOverrides(ports map[string]int, k keyPos, role string, ctx []string, ids map[string]*probe.Flow) {
 	for _, id := range slices.Sorted(maps.Keys(ports)) {
 		f := ids[id]
 		switch {
@@ -273,7 +239,7 @@ func (pp *productPlan) checkPortOverrides(ports map[string]int, k keyPos, role s
 			pp.fail(k, "ports."+id, ctx, "ports: unknown flow %q", id)
 		case f.Destination != role:
 			pp.fail(k, "ports."+id, ctx, "ports: flow %s goes to role %s, not %s", id, f.Destination, role)
-		case f.Protocol == ICMP:
+		case f.Protocol == probe.ICMP:
 			pp.fail(k, "ports."+id, ctx, "ports: flow %s is icmp and has no port", id)
 		case !f.Configurable && !pp.extra[id]:
 			pp.fail(k, "ports."+id, ctx, "ports: the vendor does not document the port of flow %s as configurable", id)
@@ -281,21 +247,14 @@ func (pp *productPlan) checkPortOverrides(ports map[string]int, k keyPos, role s
 	}
 }
 
-func (pp *productPlan) skip(f *Flow, code SkipCode, host, port, format string, args ...any) {
-	pp.res.Skipped = append(pp.res.Skipped, Skip{
-		Product: f.Product, Flow: f.ID, Source: f.Source, Destination: destinationName(f),
-		Protocol: f.Protocol, Host: host, Port: port, Code: code, Reason: fmt.Sprintf(format, args...),
-	})
-}
-
-func destinationName(f *Flow) string {
+func destinationName(f *probe.Flow) string {
 	if f.Destination != "" {
 		return f.Destination
 	}
 	return f.Hostname
 }
 
-func (pp *productPlan) flow(f *Flow) {
+func (pp *productPlan) flow(f *probe.Flow) {
 	pc := pp.pc
 	if slices.Contains(pc.Exclude, f.ID) {
 		pp.skip(f, SkipExcluded, "", "", "excluded in the config")
@@ -352,22 +311,30 @@ func (pp *productPlan) flow(f *Flow) {
 	}
 	expect := fc.Expect
 	if expect == "" {
-		expect = ExpectAllow
+		expect = probe.ExpectAllow
 	}
 	required := f.Required
 	if required == "" {
-		required = Required
+		required = probe.Required
 	}
-	base := Target{
+	base := probe.Target{
 		Product: f.Product, Flow: f.ID, Source: f.Source, Destination: destinationName(f),
 		Protocol: f.Protocol, Check: kind, Options: opts, Expect: expect, Required: required,
 		Interval: eff.Interval, Timeout: eff.Timeout,
 		SourceAddress: pp.cfg.SourceAddress, IPFamily: pp.cfg.IPFamily,
 	}
+	// Two passes over the same loop: the first counts the targets (and
+	// reports the skips), the second, when they fit under max_targets,
+	// builds them.
+	counting, n := true, 0
 	add := func(host string, port int) {
+		if counting {
+			n++
+			return
+		}
 		t := base
 		t.Host, t.Port = host, port
-		t.ID = MakeID(t.Product, t.Flow, host, port, t.Protocol, t.Check)
+		t.ID = probe.MakeID(t.Product, t.Flow, host, port, t.Protocol, t.Check)
 		pp.res.Targets = append(pp.res.Targets, t)
 	}
 	skipped := map[string]bool{} // port specs already reported for this flow
@@ -377,62 +344,74 @@ func (pp *productPlan) flow(f *Flow) {
 			pp.skip(f, code, "", port, format, args...)
 		}
 	}
-	for _, h := range hosts {
-		if pp.planner.self[hostKey(h.Host)] {
-			pp.skip(f, SkipOwnHost, h.Host, "", "%s is one of self_addresses", h.Host)
-			continue
-		}
-		if f.Protocol == ICMP {
-			add(h.Host, 0)
-			continue
-		}
-		for _, ps := range portsFor(f, rc, h) {
-			switch {
-			case ps.Kind == PortDynamic:
-				skipOnce(SkipDynamicPort, ps.String(), "the product chooses the port at run time")
-			case ps.Kind == PortEphemeral:
-				skipOnce(SkipEphemeralPort, ps.String(), "the port comes from the OS ephemeral range")
-			case !ps.IsRange():
-				add(h.Host, ps.Low)
-			case eff.Ranges == RangeSkip:
-				skipOnce(SkipRange, ps.String(), "port range not checked (ranges: skip)")
-			case eff.Ranges == RangeAll:
-				if n := ps.High - ps.Low + 1; n > MaxRangePorts {
-					if !skipped[ps.String()] {
-						skipped[ps.String()] = true
-						pp.fail(fc.keys, "ranges", ctx, "range %s has %d ports; ranges: all expands at most %d", ps, n, MaxRangePorts)
+	expand := func() {
+		for _, h := range hosts {
+			if pp.planner.self[hostKey(h.Host)] {
+				if counting {
+					pp.skip(f, SkipOwnHost, h.Host, "", "%s is one of self_addresses", h.Host)
+				}
+				continue
+			}
+			if f.Protocol == probe.ICMP {
+				add(h.Host, 0)
+				continue
+			}
+			for _, ps := range portsFor(f, rc, h) {
+				switch {
+				case ps.Kind == probe.PortDynamic:
+					skipOnce(SkipDynamicPort, ps.String(), "the product chooses the port at run time")
+				case ps.Kind == probe.PortEphemeral:
+					skipOnce(SkipEphemeralPort, ps.String(), "the port comes from the OS ephemeral range")
+				case !ps.IsRange():
+					add(h.Host, ps.Low)
+				case eff.Ranges == RangeSkip:
+					skipOnce(SkipRange, ps.String(), "port range not checked (ranges: skip)")
+				case eff.Ranges == RangeAll:
+					if n := ps.High - ps.Low + 1; n > MaxRangePorts {
+						if !skipped[ps.String()] {
+							skipped[ps.String()] = true
+							pp.fail(fc.keys, "ranges", ctx, "range %s has %d ports; ranges: all expands at most %d", ps, n, MaxRangePorts)
+						}
+						continue
 					}
-					continue
+					for p := ps.Low; p <= ps.High; p++ {
+						add(h.Host, p)
+					}
+				default:
+					add(h.Host, ps.Low)
+					skipOnce(SkipRangeRest, ps.String(), "only the first port %d of the range is checked (ranges: first)", ps.Low)
 				}
-				for p := ps.Low; p <= ps.High; p++ {
-					add(h.Host, p)
-				}
-			default:
-				add(h.Host, ps.Low)
-				skipOnce(SkipRangeRest, ps.String(), "only the first port %d of the range is checked (ranges: first)", ps.Low)
 			}
 		}
 	}
+	expand()
+	pp.planned += n
+	if pp.planned > pp.maxTargets {
+		return // refused in PlanProducts, with the total
+	}
+	counting = false
+	pp.res.Targets = slices.Grow(pp.res.Targets, n)
+	expand()
 }
 
 // portsFor returns the port specs of flow f at host h: the host's
 // override, the role's override, or the flow's own ports.
-func portsFor(f *Flow, rc *RoleConfig, h HostConfig) []PortSpec {
+func portsFor(f *probe.Flow, rc *RoleConfig, h HostConfig) []probe.PortSpec {
 	if p, ok := h.Ports[f.ID]; ok {
-		return []PortSpec{{Kind: PortFixed, Low: p, High: p}}
+		return []probe.PortSpec{{Kind: probe.PortFixed, Low: p, High: p}}
 	}
 	if p, ok := rc.Ports[f.ID]; ok {
-		return []PortSpec{{Kind: PortFixed, Low: p, High: p}}
+		return []probe.PortSpec{{Kind: probe.PortFixed, Low: p, High: p}}
 	}
 	return f.Ports
 }
 
 // bind chooses the check kind of a flow and decodes its options. The kind
-// is, by precedence: tcp or udp for a responder role; the flow's check; the
+// is, by precedence: the binder's responder kind for a responder role; the flow's check; the
 // role's check; the kind named like the flow's app hint when the role, the
 // product or the defaults give options for it (e.g. dns); the binder's
 // kind for the app hint and transport.
-func (pp *productPlan) bind(f *Flow, fc *FlowConfig, rc *RoleConfig, ctx []string) (string, any, bool) {
+func (pp *productPlan) bind(f *probe.Flow, fc *FlowConfig, rc *RoleConfig, ctx []string) (string, any, bool) {
 	var kind string
 	var hint map[string]any
 	layers := []struct {
@@ -444,13 +423,20 @@ func (pp *productPlan) bind(f *Flow, fc *FlowConfig, rc *RoleConfig, ctx []strin
 		{pp.pc.Options, pp.pc.keys, ""},
 		{rc.Options, rc.keys, ""},
 	}
+	var respOpts map[string]any
+	responder := false
+	if rc.Responder {
+		var k string
+		if k, respOpts, responder = pp.b.ResponderKind(f.Protocol); responder {
+			kind = k
+		}
+	}
 	switch {
-	case rc.Responder && f.Protocol != ICMP:
+	case responder:
 		if fc.Check != "" {
 			pp.fail(fc.keys, "check", ctx, "check %q conflicts with responder: true of role %s", fc.Check, rc.Name)
 			return "", nil, false
 		}
-		kind = string(f.Protocol)
 	case fc.Check != "":
 		kind = fc.Check
 		if !pp.b.Known(kind) {
@@ -490,9 +476,7 @@ func (pp *productPlan) bind(f *Flow, fc *FlowConfig, rc *RoleConfig, ctx []strin
 		where = p
 		from = append(from, strconv.Itoa(p.line))
 	}
-	if rc.Responder && f.Protocol != ICMP {
-		raw["responder"] = true
-	}
+	maps.Copy(raw, respOpts)
 	opts, err := pp.b.Decode(kind, raw)
 	if err != nil {
 		msg := err.Error()
@@ -507,68 +491,3 @@ func (pp *productPlan) bind(f *Flow, fc *FlowConfig, rc *RoleConfig, ctx []strin
 
 // rules adds the firewall rules of flow f: every source host to every
 // destination host, per port spec.
-func (pp *productPlan) rules(f *Flow, fc *FlowConfig, rc *RoleConfig) {
-	var srcs []string
-	if src := pp.roles[f.Source]; src != nil && len(src.Hosts) > 0 {
-		for _, h := range src.Hosts {
-			srcs = append(srcs, h.Host)
-		}
-	} else if pp.self[f.Source] && len(pp.cfg.SelfAddresses) > 0 {
-		srcs = pp.cfg.SelfAddresses
-	} else if pp.self[f.Source] && pp.cfg.SourceAddress != "" {
-		srcs = []string{pp.cfg.SourceAddress}
-	} else {
-		srcs = []string{"<" + f.Source + ">"}
-	}
-	var dsts []HostConfig
-	switch {
-	case rc != nil && len(rc.Hosts) > 0:
-		dsts = rc.Hosts
-	case f.Hostname != "":
-		dsts = []HostConfig{{Host: f.Hostname}}
-	case pp.self[f.Destination] && len(pp.cfg.SelfAddresses) > 0:
-		for _, a := range pp.cfg.SelfAddresses {
-			dsts = append(dsts, HostConfig{Host: a})
-		}
-	default:
-		dsts = []HostConfig{{Host: "<" + f.Destination + ">"}}
-	}
-	if rc == nil {
-		rc = &RoleConfig{}
-	}
-	action := ExpectAllow
-	if fc.Expect == ExpectDeny {
-		action = ExpectDeny
-	}
-	required := f.Required
-	if required == "" {
-		required = Required
-	}
-	for _, s := range srcs {
-		for _, d := range dsts {
-			if hostKey(s) == hostKey(d.Host) && !strings.HasPrefix(s, "<") {
-				continue // a host does not talk to itself through a firewall
-			}
-			r := Rule{
-				Action: action, Source: s, Destination: d.Host, SourceRole: f.Source, DestinationRole: destinationName(f),
-				Protocol: f.Protocol, Product: f.Product, Flow: f.ID, Required: required, Purpose: f.Purpose,
-			}
-			if f.Protocol == ICMP {
-				pp.res.Rules = append(pp.res.Rules, r)
-				continue
-			}
-			for _, ps := range portsFor(f, rc, d) {
-				r.Ports = ps.String()
-				switch ps.Kind {
-				case PortDynamic:
-					r.Note = "dynamic: the product chooses the port at run time; see the vendor's documentation"
-				case PortEphemeral:
-					r.Note = "ephemeral: a port from the source's OS ephemeral range"
-				default:
-					r.Note = ""
-				}
-				pp.res.Rules = append(pp.res.Rules, r)
-			}
-		}
-	}
-}

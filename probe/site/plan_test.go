@@ -1,6 +1,9 @@
-package probe
+package site
 
 import (
+	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/catalog"
+
 	"fmt"
 	"testing"
 	"time"
@@ -19,7 +22,7 @@ func planYAML(t *testing.T, src string) *PlanResult {
 	return res
 }
 
-func find(res *PlanResult, id string) *Target {
+func find(res *PlanResult, id string) *probe.Target {
 	for i := range res.Targets {
 		if res.Targets[i].ID == id {
 			return &res.Targets[i]
@@ -139,7 +142,7 @@ func TestPlanBareProduct(t *testing.T) {
 		}
 	}
 	var rules []string
-	for _, r := range res.Rules {
+	for _, r := range res.Rules() {
 		rules = append(rules, fmt.Sprintf("%s -> %s %s/%s %s", r.Source, r.Destination, r.Protocol, r.Ports, r.Note))
 	}
 	diffLines(t, "rules", rules, []string{
@@ -256,7 +259,7 @@ func TestConfigFromFlags(t *testing.T) {
 		Product: "demo", Self: []string{"appliance"},
 		Hosts: []string{"dc=dc1.example.org,192.0.2.21", "hypervisor=hv1.example.org"},
 		Flows: []string{"ldap", "hv-api"}, Timeout: 45 * time.Second,
-		Check: "tcp", Expect: ExpectDeny,
+		Check: "tcp", Expect: probe.ExpectDeny,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -293,4 +296,39 @@ func TestConfigFromFlags(t *testing.T) {
 	diffLines(t, "errors", errLines(err), []string{
 		`command line: product demo: self: unknown role "robot" (roles of demo: admin, appliance, dc, dns-server, hypervisor)`,
 	})
+}
+
+// A config that would plan more targets than max_targets is refused with
+// the count, before the targets are built; the ceiling itself is allowed.
+func TestPlanMaxTargets(t *testing.T) {
+	cat, err := catalog.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := func(max int) (*PlanResult, error) {
+		cfg, err := ParseConfig("site.yml", []byte(fmt.Sprintf("max_targets: %d\n%s", max, largeRole(5))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Plan(cat, cfg, fakeBinder{})
+	}
+	res, err := plan(100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(res.Targets)
+	if n == 0 {
+		t.Fatal("no targets")
+	}
+	if _, err := plan(n); err != nil {
+		t.Errorf("max_targets %d, the exact count: %v", n, err)
+	}
+	_, err = plan(n - 1)
+	want := fmt.Sprintf("site.yml:1: the config plans %d targets, more than max_targets %d; raise max_targets or plan fewer hosts, flows or ports", n, n-1)
+	if err == nil || err.Error() != want {
+		t.Errorf("error %v, want %s", err, want)
+	}
+	if _, err := ParseConfig("site.yml", []byte("max_targets: 0\n")); err == nil || err.Error() != "site.yml:1: max_targets must be at least 1, not 0" {
+		t.Errorf("max_targets 0: %v", err)
+	}
 }
