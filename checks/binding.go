@@ -20,7 +20,7 @@ type hintBinding struct {
 // another transport, is checked with the plain tcp or udp check of the
 // flow's protocol. dns is left to tcp/udp: a dns check needs a name to ask;
 // a site that gives dns options for the role gets the dns check (see
-// probe.Plan).
+// site.Plan).
 var hints = sync.OnceValue(func() map[string]hintBinding {
 	m := map[string]hintBinding{}
 	for _, name := range Names() {

@@ -18,7 +18,7 @@ import (
 )
 
 // A catalog dns flow stays a tcp/udp check: a dns check needs a name to
-// ask, which a site gives in the role's dns options (see probe.Plan).
+// ask, which a site gives in the role's dns options (see site.Plan).
 var dnsKind = register(Spec[DNSOptions]{
 	Name:      "dns",
 	Transport: probe.UDP,
