@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +21,7 @@ type listenFlags struct {
 	product  string
 	role     string
 	flows    []string
+	ports    []string // FLOW=PORT overrides
 	address  string
 	duration time.Duration
 	name     string
@@ -34,6 +36,7 @@ func addListen(c *cli) {
 	cmd.Flag("product", "Product whose catalog lists the ports.").Required().StringVar(&f.product)
 	cmd.Flag("role", "Role this machine will play: its inbound flows' ports are opened.").Required().StringVar(&f.role)
 	cmd.Flag("flow", "Open only the ports of this flow (repeatable).").StringsVar(&f.flows)
+	cmd.Flag("port", "FLOW=PORT: open PORT for this flow instead of the catalog's, as a site config's ports override does (repeatable).").PlaceHolder("FLOW=PORT").StringsVar(&f.ports)
 	cmd.Flag("address", "Address to listen on (default: every address).").StringVar(&f.address)
 	cmd.Flag("duration", "How long to answer before stopping by itself.").Default("10m").DurationVar(&f.duration)
 	cmd.Flag("name", "Name the responder gives in its answers (default: the host name).").StringVar(&f.name)
@@ -48,10 +51,25 @@ type listenPort struct {
 	flows []string
 }
 
+// parsePortOverrides reads --port FLOW=PORT flags.
+func parsePortOverrides(args []string) (map[string]int, error) {
+	over := map[string]int{}
+	for _, a := range args {
+		id, num, ok := strings.Cut(a, "=")
+		port, err := strconv.Atoi(num)
+		if !ok || id == "" || err != nil || port < 1 || port > 65535 {
+			return nil, fmt.Errorf("--port %q: want FLOW=PORT with a port from 1 to 65535", a)
+		}
+		over[id] = port
+	}
+	return over, nil
+}
+
 // inboundPorts lists the TCP and UDP ports of the flows towards role.
 // Ranges open their first port, as `flowprobe check` checks it by default;
-// dynamic and ephemeral ports cannot be opened and are reported.
-func inboundPorts(p *probe.Product, role string, only []string) (ports []listenPort, notes []string, err error) {
+// dynamic and ephemeral ports cannot be opened and are reported. A flow in
+// over opens that one port instead of the catalog's.
+func inboundPorts(p *probe.Product, role string, only []string, over map[string]int) (ports []listenPort, notes []string, err error) {
 	if _, ok := p.Role(role); !ok {
 		var names []string
 		for _, r := range p.Roles {
@@ -64,6 +82,11 @@ func inboundPorts(p *probe.Product, role string, only []string) (ports []listenP
 			return nil, nil, fmt.Errorf("product %s has no flow %q", p.Name, id)
 		}
 	}
+	for id := range over {
+		if fl, ok := p.Flow(id); !ok || fl.Destination != role {
+			return nil, nil, fmt.Errorf("--port: product %s has no flow %q towards role %s", p.Name, id, role)
+		}
+	}
 	at := map[string]int{}
 	for _, fl := range p.Flows {
 		if fl.Destination != role || (len(only) > 0 && !slices.Contains(only, fl.ID)) {
@@ -73,7 +96,11 @@ func inboundPorts(p *probe.Product, role string, only []string) (ports []listenP
 			notes = append(notes, fmt.Sprintf("flow %s: %s needs no listener (the kernel answers echo requests)", fl.ID, fl.Protocol))
 			continue
 		}
-		for _, ps := range fl.Ports {
+		specs := fl.Ports
+		if port, ok := over[fl.ID]; ok {
+			specs = []probe.PortSpec{{Kind: probe.PortFixed, Low: port, High: port}}
+		}
+		for _, ps := range specs {
 			if !ps.Checkable() {
 				notes = append(notes, fmt.Sprintf("flow %s: %s %s ports cannot be opened ahead of the product", fl.ID, fl.Protocol, ps))
 				continue
@@ -144,7 +171,12 @@ func runListen(ctx context.Context, c *cli, f *listenFlags) int {
 		fmt.Fprintf(c.stderr, "flowprobe listen: unknown product %q (products: %s)\n", f.product, strings.Join(names, ", "))
 		return exitUsage
 	}
-	ports, notes, err := inboundPorts(prod, f.role, f.flows)
+	over, err := parsePortOverrides(f.ports)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "flowprobe listen: %v\n", err)
+		return exitUsage
+	}
+	ports, notes, err := inboundPorts(prod, f.role, f.flows, over)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "flowprobe listen: %v\n", err)
 		return exitUsage

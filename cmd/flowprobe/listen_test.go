@@ -20,7 +20,7 @@ func TestInboundPortsOfARole(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, _ := cat.Product("sios-lifekeeper")
-	ports, notes, err := inboundPorts(p, "node", nil)
+	ports, notes, err := inboundPorts(p, "node", nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,12 +38,19 @@ func TestInboundPortsOfARole(t *testing.T) {
 			t.Errorf("notes lack %q:\n%s", w, joined)
 		}
 	}
-	if _, _, err := inboundPorts(p, "nobody", nil); err == nil || !strings.Contains(err.Error(), `no role "nobody"`) {
+	if _, _, err := inboundPorts(p, "nobody", nil, nil); err == nil || !strings.Contains(err.Error(), `no role "nobody"`) {
 		t.Errorf("unknown role: %v", err)
 	}
-	only, _, err := inboundPorts(p, "node", []string{"comm-path"})
+	only, _, err := inboundPorts(p, "node", []string{"comm-path"}, nil)
 	if err != nil || len(only) != 1 || only[0].port != 7365 {
 		t.Errorf("--flow comm-path: %v %v", only, err)
+	}
+	moved, notes, err := inboundPorts(p, "node", []string{"comm-path", "data-replication"}, map[string]int{"comm-path": 17365, "data-replication": 20002})
+	if err != nil || len(moved) != 2 || moved[0].port != 17365 || moved[1].port != 20002 || len(notes) != 0 {
+		t.Errorf("--port comm-path=17365 --port data-replication=20002: %v %v %v", moved, notes, err)
+	}
+	if _, _, err := inboundPorts(p, "node", nil, map[string]int{"gui-web": 1}); err == nil || !strings.Contains(err.Error(), `no flow "gui-web" towards role node`) {
+		t.Errorf("--port for a flow not towards the role: %v", err)
 	}
 }
 
@@ -72,16 +79,29 @@ func (w *lineWaiter) String() string {
 	return w.buf.String()
 }
 
+// freePort picks a TCP port on addr that nothing listens on now.
+func freePort(t *testing.T, addr string) int {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
 // TestListenAnswersCheck runs a responder for a LifeKeeper node on a
-// loopback address of its own and proves the node's flows against it with
-// `flowprobe check --responder`, with one port already taken.
+// loopback address of its own, with its two flows moved to ports the test
+// chose (--port), one of them already taken by another service, and probes
+// both with the check `flowprobe check --responder` plans for them.
 func TestListenAnswersCheck(t *testing.T) {
 	addr := fmt.Sprintf("127.%d.%d.%d", 10+rand.IntN(200), rand.IntN(250), 1+rand.IntN(250))
-	taken, err := net.Listen("tcp", net.JoinHostPort(addr, "10001"))
+	taken, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer taken.Close()
+	takenPort := taken.Addr().(*net.TCPAddr).Port
 	go func() { // another service, already on the port
 		for {
 			c, err := taken.Accept()
@@ -92,6 +112,7 @@ func TestListenAnswersCheck(t *testing.T) {
 			c.Close()
 		}
 	}()
+	commPort := freePort(t, addr)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -100,9 +121,9 @@ func TestListenAnswersCheck(t *testing.T) {
 	c := &cli{stdout: &stdout, stderr: stderr}
 	done := make(chan int)
 	go func() {
-		// Ports above 1023 only, so the test runs without root too.
 		f := &listenFlags{product: "sios-lifekeeper", role: "node", address: addr, duration: 60e9,
-			flows: []string{"comm-path", "data-replication"}}
+			flows: []string{"comm-path", "data-replication"},
+			ports: []string{fmt.Sprintf("comm-path=%d", commPort), fmt.Sprintf("data-replication=%d", takenPort)}}
 		addLogFlagsDefaults(f)
 		done <- runListen(ctx, c, f)
 	}()
@@ -112,31 +133,32 @@ func TestListenAnswersCheck(t *testing.T) {
 		t.Fatalf("listen exited %d early:\n%s", code, stderr.String())
 	}
 
-	var out, errOut bytes.Buffer
-	code := run([]string{"check", "--product", "sios-lifekeeper", "--self", "node", "--host", "node=" + addr,
-		"--responder", "node", "--flow", "comm-path", "--flow", "data-replication", "--timeout", "2s", "--output", "json"}, &out, &errOut)
+	// What `flowprobe check --responder node` runs for a tcp flow.
+	probeResponder := func(port int) (int, string) {
+		var out, errOut bytes.Buffer
+		code := run([]string{"probe", "tcp", net.JoinHostPort(addr, fmt.Sprint(port)), "--set", "responder=true", "--timeout", "2s", "--output", "json"}, &out, &errOut)
+		return code, out.String() + errOut.String()
+	}
+	commCode, comm := probeResponder(commPort)
+	dataCode, data := probeResponder(takenPort)
 	cancel()
 	if got := <-done; got != exitOK {
 		t.Errorf("listen exit %d", got)
 	}
-	if code != exitFailed {
-		t.Errorf("check exit %d, want 1 (10001 is held by something else)\n%s%s", code, out.String(), errOut.String())
+	if commCode != exitOK || !strings.Contains(comm, `"responder": "true"`) {
+		t.Errorf("comm-path should be ok through the responder (exit %d):\n%s", commCode, comm)
 	}
-	js := out.String()
-	if !strings.Contains(js, `"flow": "comm-path"`) || !strings.Contains(js, `"responder": "true"`) {
-		t.Errorf("comm-path should be ok through the responder:\n%s", js)
-	}
-	if !strings.Contains(js, "reached something other than the flowprobe responder") {
-		t.Errorf("data-replication reached a plain listener, which must not pass as the responder:\n%s", js)
+	if dataCode != exitFailed || !strings.Contains(data, "reached something other than the flowprobe responder") {
+		t.Errorf("data-replication reached a plain listener, which must not pass as the responder (exit %d):\n%s", dataCode, data)
 	}
 	logs := stderr.String()
-	for _, w := range []string{"port skipped", "port=10001", `msg="probe received" protocol=tcp port=7365`} {
+	for _, w := range []string{"port skipped", fmt.Sprintf("port=%d", takenPort), fmt.Sprintf(`msg="probe received" protocol=tcp port=%d`, commPort)} {
 		if !strings.Contains(logs, w) {
 			t.Errorf("logs lack %q:\n%s", w, logs)
 		}
 	}
 	sum := stdout.String()
-	for _, w := range []string{"tcp/7365", "1 probes (1 from flowprobe) from ", "tcp/10001", "not opened", "1 ports skipped"} {
+	for _, w := range []string{fmt.Sprintf("tcp/%d", commPort), "1 probes (1 from flowprobe) from ", fmt.Sprintf("tcp/%d", takenPort), "not opened", "1 ports skipped"} {
 		if !strings.Contains(sum, w) {
 			t.Errorf("summary lacks %q:\n%s", w, sum)
 		}
@@ -152,6 +174,7 @@ func TestListenUsage(t *testing.T) {
 		{[]string{"listen", "--product", "nope", "--role", "node"}, `unknown product "nope"`},
 		{[]string{"listen", "--product", "sios-lifekeeper", "--role", "node", "--duration", "0s"}, "--duration must be positive"},
 		{[]string{"listen", "--product", "sios-lifekeeper", "--role", "node", "--flow", "nope"}, `no flow "nope"`},
+		{[]string{"listen", "--product", "sios-lifekeeper", "--role", "node", "--port", "comm-path=0"}, `--port "comm-path=0": want FLOW=PORT`},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run(tc.args, &stdout, &stderr); code != exitUsage {
