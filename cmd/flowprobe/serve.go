@@ -85,6 +85,7 @@ type daemon struct {
 func serve(ctx context.Context, o *serveOptions, stderr io.Writer) int {
 	o.log.Writer = stderr
 	logger := promslog.New(&o.log)
+	slog.SetDefault(logger) // where checks log what they cannot return, e.g. a panic's stack
 
 	var load func() (*planned, error)
 	switch {
