@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/common/promslog"
@@ -26,6 +24,8 @@ type listenFlags struct {
 	duration time.Duration
 	name     string
 	log      *promslog.Config
+	// maxSources, when > 0, replaces maxListenSources (tests).
+	maxSources int
 }
 
 // addListen registers `flowprobe listen`: a stand-in for a service that is
@@ -129,28 +129,6 @@ func inboundPorts(p *probe.Product, role string, only []string, over map[string]
 	return ports, notes, nil
 }
 
-// listenStats counts what the responder saw, per port.
-type listenStats struct {
-	mu      sync.Mutex
-	probes  map[string]int
-	hellos  map[string]int
-	sources map[string]map[netip.Addr]bool
-}
-
-func (s *listenStats) add(p checks.ResponderProbe) {
-	k := fmt.Sprintf("%s/%d", p.Protocol, p.Port)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.probes[k]++
-	if p.Hello {
-		s.hellos[k]++
-	}
-	if s.sources[k] == nil {
-		s.sources[k] = map[netip.Addr]bool{}
-	}
-	s.sources[k][p.Remote.Addr()] = true
-}
-
 func runListen(ctx context.Context, c *cli, f *listenFlags) int {
 	logger := promslog.New(&promslog.Config{Level: f.log.Level, Format: f.log.Format, Writer: c.stderr})
 	if f.duration <= 0 {
@@ -199,12 +177,21 @@ func runListen(ctx context.Context, c *cli, f *listenFlags) int {
 			cfg.UDPPorts = append(cfg.UDPPorts, p.port)
 		}
 	}
-	stats := &listenStats{probes: map[string]int{}, hellos: map[string]int{}, sources: map[string]map[netip.Addr]bool{}}
+	stats := newListenStats()
+	if f.maxSources > 0 {
+		stats.maxSources = f.maxSources
+	}
 	cfg.OnProbe = func(p checks.ResponderProbe) {
-		stats.add(p)
 		k := fmt.Sprintf("%s/%d", p.Protocol, p.Port)
-		logger.Info("probe received", "protocol", p.Protocol, "port", p.Port,
-			"remote", p.Remote.Addr().String(), "flowprobe", p.Hello, "flows", strings.Join(flowsOf[k], ","))
+		if stats.add(k, p) {
+			logger.Info("probe received", "protocol", p.Protocol, "port", p.Port,
+				"remote", p.Remote.Addr().String(), "flowprobe", p.Hello, "flows", strings.Join(flowsOf[k], ","))
+		}
+	}
+	logUnlogged := func() {
+		if n, sources := stats.takeUnlogged(); n > 0 {
+			logger.Info("more probes received, not logged one by one", "probes", n, "sources_remembered", sources)
+		}
 	}
 	resp, err := checks.StartResponder(cfg)
 	if err != nil {
@@ -222,31 +209,30 @@ func runListen(ctx context.Context, c *cli, f *listenFlags) int {
 
 	ctx, cancel := context.WithTimeout(ctx, f.duration)
 	defer cancel()
-	<-ctx.Done()
+	tick := time.NewTicker(listenLogEvery)
+	defer tick.Stop()
+	for ctx.Err() == nil {
+		select {
+		case <-tick.C:
+			logUnlogged()
+		case <-ctx.Done():
+		}
+	}
 	if err := resp.Close(); err != nil {
 		logger.Warn("closing the responder", "err", err)
 	}
+	logUnlogged()
 	printListenSummary(c, resp, stats, flowsOf)
 	return exitOK
 }
 
 func printListenSummary(c *cli, resp *checks.Responder, stats *listenStats, flowsOf map[string][]string) {
-	stats.mu.Lock()
-	defer stats.mu.Unlock()
 	fmt.Fprintf(c.stdout, "Responder %s: what it saw\n", resp.Name())
 	total := 0
 	for _, l := range resp.Listening() {
 		k := fmt.Sprintf("%s/%d", l.Protocol, l.Port)
-		var srcs []string
-		for a := range stats.sources[k] {
-			srcs = append(srcs, a.String())
-		}
-		slices.Sort(srcs)
-		seen := "no probe"
-		if n := stats.probes[k]; n > 0 {
-			seen = fmt.Sprintf("%d probes (%d from flowprobe) from %s", n, stats.hellos[k], strings.Join(srcs, ", "))
-		}
-		total += stats.probes[k]
+		seen, n := stats.seen(k)
+		total += n
 		fmt.Fprintf(c.stdout, "  %-10s %-40s %s\n", k, strings.Join(flowsOf[k], ","), seen)
 	}
 	for _, s := range resp.Skipped() {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/flowprobe/flowprobe/probe/catalog"
 	"github.com/prometheus/common/promslog"
@@ -192,4 +193,85 @@ func addLogFlagsDefaults(f *listenFlags) {
 	f.log = &promslog.Config{Level: promslog.NewLevel(), Format: promslog.NewFormat()}
 	_ = f.log.Level.Set("info")
 	_ = f.log.Format.Set("logfmt")
+}
+
+// A UDP flood from many (spoofable) sources: listen remembers at most
+// maxSources of them, counts the rest as other, and logs only the first
+// probes of each source one by one, then one summary line.
+func TestListenBoundsWhatAFloodCosts(t *testing.T) {
+	const sources, perSource, remember = 300, 4, 40
+	addr := "127.0.0.1"
+	pc, err := net.ListenPacket("udp", net.JoinHostPort(addr, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := pc.LocalAddr().(*net.UDPAddr).Port
+	pc.Close() // pick and check: listen reports the port as skipped if it is taken meanwhile
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout bytes.Buffer
+	stderr := &lineWaiter{want: "answering flowprobe probes", seen: make(chan struct{})}
+	c := &cli{stdout: &stdout, stderr: stderr}
+	done := make(chan int)
+	go func() {
+		f := &listenFlags{product: "citrix-app-layering", role: "ntp-server", address: addr, duration: 60e9,
+			flows: []string{"key-ntp"}, ports: []string{fmt.Sprintf("key-ntp=%d", port)}, maxSources: remember}
+		addLogFlagsDefaults(f)
+		done <- runListen(ctx, c, f)
+	}()
+	select {
+	case <-stderr.seen:
+	case code := <-done:
+		t.Fatalf("listen exited %d early:\n%s", code, stderr.String())
+	}
+	// Each source sends junk, then a hello, and waits for its answer: the
+	// responder reads its socket in order, so the answer means every
+	// datagram before it was counted, and the socket buffer never overflows.
+	dst := &net.UDPAddr{IP: net.ParseIP(addr), Port: port}
+	hello := []byte("FLOWPROBE/1 HELLO 0123456789abcdef0123456789abcdef " + strings.Repeat(".", 160) + "\n")
+	buf := make([]byte, 512)
+	for i := range sources {
+		src := &net.UDPAddr{IP: net.IPv4(127, 0, byte(1+i/250), byte(1+i%250))}
+		conn, err := net.DialUDP("udp", src, dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range perSource - 1 {
+			if _, err := conn.Write([]byte("not a hello\n")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := conn.Write(hello); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, err := conn.Read(buf)
+		conn.Close()
+		if err != nil || !strings.HasPrefix(string(buf[:n]), "FLOWPROBE/1 ACK") {
+			t.Fatalf("source %v: no answer to its hello: %q %v", src, buf[:n], err)
+		}
+	}
+	cancel()
+	if got := <-done; got != exitOK {
+		t.Errorf("listen exit %d", got)
+	}
+
+	logs := stderr.String()
+	total := sources * perSource
+	logged := strings.Count(logs, `msg="probe received"`)
+	if want := remember * logPerSource; logged != want {
+		t.Errorf("%d probes logged one by one, want %d (the first %d of each of %d remembered sources)", logged, want, logPerSource, remember)
+	}
+	if !strings.Contains(logs, fmt.Sprintf(`msg="more probes received, not logged one by one" probes=%d sources_remembered=%d`, total-logged, remember)) {
+		t.Errorf("logs lack the summary of the %d probes not logged:\n%s", total-logged, logs[max(0, len(logs)-2000):])
+	}
+	sum := stdout.String()
+	other := (sources - remember) * perSource
+	for _, w := range []string{fmt.Sprintf("%d probes (%d from flowprobe) from ", total, sources), "and 20 more sources",
+		fmt.Sprintf("; %d probes from sources beyond the first %d not told apart", other, remember)} {
+		if !strings.Contains(sum, w) {
+			t.Errorf("summary lacks %q:\n%s", w, sum)
+		}
+	}
 }
