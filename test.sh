@@ -20,6 +20,12 @@ if command -v gcc >/dev/null 2>&1; then race=(-race); fi
 step "unit tests"
 go test "${race[@]}" -count=1 ./...
 
+step "fuzz (5s per target)"
+# What the checks do with a peer's bytes; the seeds are in checks/testdata/fuzz/.
+for target in FuzzDNSAnswer FuzzNTPReply FuzzSNMPResponse FuzzLDAPRead FuzzResponderWire; do
+  go test -run '^$' -fuzz "^${target}\$" -fuzztime 5s ./checks
+done
+
 if [ "$(id -u)" -ne 0 ]; then
   step "integration tests: SKIPPED"
   echo "The integration tests need root: they create network namespaces, firewall rules"

@@ -233,7 +233,7 @@ func ldapSendStartTLS(c *ldapConn) error {
 	if first[0] != 0x30 {
 		return Fail(probe.OutcomeProtocolError, "StartTLS response: not LDAP (first byte %#02x)", first[0])
 	}
-	resp, err := ber.ReadPacket(io.MultiReader(bytes.NewReader(first[:]), c))
+	resp, err := ldapReadPacket(io.MultiReader(bytes.NewReader(first[:]), c)) // bounded: ldapread.go
 	if err != nil {
 		return ldapStartTLSReadError(c, err)
 	}
@@ -267,7 +267,7 @@ func ldapStartTLSReadError(c *ldapConn, err error) error {
 // (and, with isTLS, encrypted) connection. rc is the raw connection below,
 // which knows why a read failed.
 func ldapSession(ctx context.Context, conn net.Conn, isTLS bool, o *LDAPOptions, rc *ldapConn, r *probe.Result) error {
-	l := ldap.NewConn(conn, isTLS)
+	l := ldap.NewConn(guardLDAP(conn, rc), isTLS) // one bounded message at a time: ldapread.go
 	l.Start()
 	defer l.Close()
 	if dl, ok := ctx.Deadline(); ok {

@@ -264,7 +264,12 @@ func TestReloadEndpoint(t *testing.T) {
 	e := New(Options{})
 	var calls int
 	var fail error
-	h := e.Handler(HandlerOptions{Gatherer: prometheus.NewRegistry(), Reload: func(context.Context) error { calls++; return fail }})
+	reload := func(context.Context) error { calls++; return fail }
+	off := e.Handler(HandlerOptions{Gatherer: prometheus.NewRegistry(), Reload: reload})
+	if c, b, _ := get(t, off, "POST", "/-/reload"); c != 403 || !strings.Contains(b, "--web.enable-lifecycle") || calls != 0 {
+		t.Fatalf("POST /-/reload without the lifecycle API = %d %q, %d reloads; want 403 naming --web.enable-lifecycle, none", c, b, calls)
+	}
+	h := e.Handler(HandlerOptions{Gatherer: prometheus.NewRegistry(), Reload: reload, EnableLifecycle: true})
 	if c, _, hdr := get(t, h, "GET", "/-/reload"); c != 405 || hdr.Get("Allow") != "POST" || calls != 0 {
 		t.Fatalf("GET /-/reload = %d Allow=%q, %d reloads; want 405, POST, none", c, hdr.Get("Allow"), calls)
 	}

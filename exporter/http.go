@@ -25,6 +25,11 @@ var statusTemplate = template.Must(template.New("status.html").Funcs(template.Fu
 	"age": age,
 }).ParseFS(templateFS, "templates/status.html"))
 
+// OpenPaths are the routes a liveness or readiness probe calls. They reveal
+// nothing but whether the process serves and has run its checks, so they
+// are served without the basic authentication of --web.config.file.
+var OpenPaths = []string{"/-/healthy", "/-/ready"}
+
 // HandlerOptions configure the HTTP routes.
 type HandlerOptions struct {
 	// Gatherer serves /metrics; usually the registry the exporter was
@@ -34,6 +39,9 @@ type HandlerOptions struct {
 	// error, and keeps the running configuration, when the new one is bad.
 	// nil answers 501.
 	Reload func(ctx context.Context) error
+	// EnableLifecycle allows POST /-/reload (--web.enable-lifecycle);
+	// without it the route answers 403 and only SIGHUP reloads.
+	EnableLifecycle bool
 	// RefreshSeconds is the status page's auto-refresh period; 0 means 10.
 	RefreshSeconds int
 	// Now is the clock of the status page's "ago" column; nil is time.Now.
@@ -47,7 +55,11 @@ type HandlerOptions struct {
 //	GET  /api/v1/results   the latest result of every target, as JSON
 //	GET  /-/healthy        200 while the process serves
 //	GET  /-/ready          503 until every target finished its first run, then 200
-//	POST /-/reload         reload the configuration; 500 with the error if it is bad
+//	POST /-/reload         reload the configuration; 500 with the error if it is bad;
+//	                       403 unless EnableLifecycle
+//
+// The probe endpoints (OpenPaths) are meant to be served without
+// authentication; every other route sits behind the web configuration.
 func (e *Exporter) Handler(o HandlerOptions) http.Handler {
 	if o.RefreshSeconds <= 0 {
 		o.RefreshSeconds = 10
@@ -79,6 +91,10 @@ func (e *Exporter) Handler(o HandlerOptions) http.Handler {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
 			http.Error(w, "Only POST reloads the configuration.", http.StatusMethodNotAllowed)
+			return
+		}
+		if !o.EnableLifecycle {
+			http.Error(w, "Lifecycle API is not enabled: start flowprobe serve with --web.enable-lifecycle to reload over HTTP, or send SIGHUP.", http.StatusForbidden)
 			return
 		}
 		if o.Reload == nil {

@@ -132,6 +132,7 @@ func startLabServe(t *testing.T, path string) (base string, logs *syncBuffer) {
 	noSystemd, noWebConfig := false, ""
 	o := &serveOptions{
 		configFile: path,
+		lifecycle:  true,
 		web:        &web.FlagConfig{WebListenAddresses: &[]string{"127.0.0.1:0"}, WebSystemdSocket: &noSystemd, WebConfigFile: &noWebConfig},
 		hup:        make(chan os.Signal), // reloads only through POST /-/reload
 	}

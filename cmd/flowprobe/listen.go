@@ -3,10 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/common/promslog"
@@ -20,10 +19,13 @@ type listenFlags struct {
 	product  string
 	role     string
 	flows    []string
+	ports    []string // FLOW=PORT overrides
 	address  string
 	duration time.Duration
 	name     string
 	log      *promslog.Config
+	// maxSources, when > 0, replaces maxListenSources (tests).
+	maxSources int
 }
 
 // addListen registers `flowprobe listen`: a stand-in for a service that is
@@ -34,6 +36,7 @@ func addListen(c *cli) {
 	cmd.Flag("product", "Product whose catalog lists the ports.").Required().StringVar(&f.product)
 	cmd.Flag("role", "Role this machine will play: its inbound flows' ports are opened.").Required().StringVar(&f.role)
 	cmd.Flag("flow", "Open only the ports of this flow (repeatable).").StringsVar(&f.flows)
+	cmd.Flag("port", "FLOW=PORT: open PORT for this flow instead of the catalog's, as a site config's ports override does (repeatable).").PlaceHolder("FLOW=PORT").StringsVar(&f.ports)
 	cmd.Flag("address", "Address to listen on (default: every address).").StringVar(&f.address)
 	cmd.Flag("duration", "How long to answer before stopping by itself.").Default("10m").DurationVar(&f.duration)
 	cmd.Flag("name", "Name the responder gives in its answers (default: the host name).").StringVar(&f.name)
@@ -48,10 +51,25 @@ type listenPort struct {
 	flows []string
 }
 
+// parsePortOverrides reads --port FLOW=PORT flags.
+func parsePortOverrides(args []string) (map[string]int, error) {
+	over := map[string]int{}
+	for _, a := range args {
+		id, num, ok := strings.Cut(a, "=")
+		port, err := strconv.Atoi(num)
+		if !ok || id == "" || err != nil || port < 1 || port > 65535 {
+			return nil, fmt.Errorf("--port %q: want FLOW=PORT with a port from 1 to 65535", a)
+		}
+		over[id] = port
+	}
+	return over, nil
+}
+
 // inboundPorts lists the TCP and UDP ports of the flows towards role.
 // Ranges open their first port, as `flowprobe check` checks it by default;
-// dynamic and ephemeral ports cannot be opened and are reported.
-func inboundPorts(p *probe.Product, role string, only []string) (ports []listenPort, notes []string, err error) {
+// dynamic and ephemeral ports cannot be opened and are reported. A flow in
+// over opens that one port instead of the catalog's.
+func inboundPorts(p *probe.Product, role string, only []string, over map[string]int) (ports []listenPort, notes []string, err error) {
 	if _, ok := p.Role(role); !ok {
 		var names []string
 		for _, r := range p.Roles {
@@ -64,6 +82,11 @@ func inboundPorts(p *probe.Product, role string, only []string) (ports []listenP
 			return nil, nil, fmt.Errorf("product %s has no flow %q", p.Name, id)
 		}
 	}
+	for id := range over {
+		if fl, ok := p.Flow(id); !ok || fl.Destination != role {
+			return nil, nil, fmt.Errorf("--port: product %s has no flow %q towards role %s", p.Name, id, role)
+		}
+	}
 	at := map[string]int{}
 	for _, fl := range p.Flows {
 		if fl.Destination != role || (len(only) > 0 && !slices.Contains(only, fl.ID)) {
@@ -73,7 +96,11 @@ func inboundPorts(p *probe.Product, role string, only []string) (ports []listenP
 			notes = append(notes, fmt.Sprintf("flow %s: %s needs no listener (the kernel answers echo requests)", fl.ID, fl.Protocol))
 			continue
 		}
-		for _, ps := range fl.Ports {
+		specs := fl.Ports
+		if port, ok := over[fl.ID]; ok {
+			specs = []probe.PortSpec{{Kind: probe.PortFixed, Low: port, High: port}}
+		}
+		for _, ps := range specs {
 			if !ps.Checkable() {
 				notes = append(notes, fmt.Sprintf("flow %s: %s %s ports cannot be opened ahead of the product", fl.ID, fl.Protocol, ps))
 				continue
@@ -102,28 +129,6 @@ func inboundPorts(p *probe.Product, role string, only []string) (ports []listenP
 	return ports, notes, nil
 }
 
-// listenStats counts what the responder saw, per port.
-type listenStats struct {
-	mu      sync.Mutex
-	probes  map[string]int
-	hellos  map[string]int
-	sources map[string]map[netip.Addr]bool
-}
-
-func (s *listenStats) add(p checks.ResponderProbe) {
-	k := fmt.Sprintf("%s/%d", p.Protocol, p.Port)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.probes[k]++
-	if p.Hello {
-		s.hellos[k]++
-	}
-	if s.sources[k] == nil {
-		s.sources[k] = map[netip.Addr]bool{}
-	}
-	s.sources[k][p.Remote.Addr()] = true
-}
-
 func runListen(ctx context.Context, c *cli, f *listenFlags) int {
 	logger := promslog.New(&promslog.Config{Level: f.log.Level, Format: f.log.Format, Writer: c.stderr})
 	if f.duration <= 0 {
@@ -144,7 +149,12 @@ func runListen(ctx context.Context, c *cli, f *listenFlags) int {
 		fmt.Fprintf(c.stderr, "flowprobe listen: unknown product %q (products: %s)\n", f.product, strings.Join(names, ", "))
 		return exitUsage
 	}
-	ports, notes, err := inboundPorts(prod, f.role, f.flows)
+	over, err := parsePortOverrides(f.ports)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "flowprobe listen: %v\n", err)
+		return exitUsage
+	}
+	ports, notes, err := inboundPorts(prod, f.role, f.flows, over)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "flowprobe listen: %v\n", err)
 		return exitUsage
@@ -167,12 +177,21 @@ func runListen(ctx context.Context, c *cli, f *listenFlags) int {
 			cfg.UDPPorts = append(cfg.UDPPorts, p.port)
 		}
 	}
-	stats := &listenStats{probes: map[string]int{}, hellos: map[string]int{}, sources: map[string]map[netip.Addr]bool{}}
+	stats := newListenStats()
+	if f.maxSources > 0 {
+		stats.maxSources = f.maxSources
+	}
 	cfg.OnProbe = func(p checks.ResponderProbe) {
-		stats.add(p)
 		k := fmt.Sprintf("%s/%d", p.Protocol, p.Port)
-		logger.Info("probe received", "protocol", p.Protocol, "port", p.Port,
-			"remote", p.Remote.Addr().String(), "flowprobe", p.Hello, "flows", strings.Join(flowsOf[k], ","))
+		if stats.add(k, p) {
+			logger.Info("probe received", "protocol", p.Protocol, "port", p.Port,
+				"remote", p.Remote.Addr().String(), "flowprobe", p.Hello, "flows", strings.Join(flowsOf[k], ","))
+		}
+	}
+	logUnlogged := func() {
+		if n, sources := stats.takeUnlogged(); n > 0 {
+			logger.Info("more probes received, not logged one by one", "probes", n, "sources_remembered", sources)
+		}
 	}
 	resp, err := checks.StartResponder(cfg)
 	if err != nil {
@@ -190,31 +209,30 @@ func runListen(ctx context.Context, c *cli, f *listenFlags) int {
 
 	ctx, cancel := context.WithTimeout(ctx, f.duration)
 	defer cancel()
-	<-ctx.Done()
+	tick := time.NewTicker(listenLogEvery)
+	defer tick.Stop()
+	for ctx.Err() == nil {
+		select {
+		case <-tick.C:
+			logUnlogged()
+		case <-ctx.Done():
+		}
+	}
 	if err := resp.Close(); err != nil {
 		logger.Warn("closing the responder", "err", err)
 	}
+	logUnlogged()
 	printListenSummary(c, resp, stats, flowsOf)
 	return exitOK
 }
 
 func printListenSummary(c *cli, resp *checks.Responder, stats *listenStats, flowsOf map[string][]string) {
-	stats.mu.Lock()
-	defer stats.mu.Unlock()
 	fmt.Fprintf(c.stdout, "Responder %s: what it saw\n", resp.Name())
 	total := 0
 	for _, l := range resp.Listening() {
 		k := fmt.Sprintf("%s/%d", l.Protocol, l.Port)
-		var srcs []string
-		for a := range stats.sources[k] {
-			srcs = append(srcs, a.String())
-		}
-		slices.Sort(srcs)
-		seen := "no probe"
-		if n := stats.probes[k]; n > 0 {
-			seen = fmt.Sprintf("%d probes (%d from flowprobe) from %s", n, stats.hellos[k], strings.Join(srcs, ", "))
-		}
-		total += stats.probes[k]
+		seen, n := stats.seen(k)
+		total += n
 		fmt.Fprintf(c.stdout, "  %-10s %-40s %s\n", k, strings.Join(flowsOf[k], ","), seen)
 	}
 	for _, s := range resp.Skipped() {

@@ -36,6 +36,7 @@ const defaultListenAddress = ":9871"
 type serveOptions struct {
 	configFile string
 	demo       bool
+	lifecycle  bool
 	web        *web.FlagConfig
 	log        promslog.Config
 
@@ -54,8 +55,9 @@ type serveOptions struct {
 func addServe(c *cli) {
 	cmd := c.app.Command("serve", "Run the checks on a schedule; serve Prometheus metrics, a status page and a JSON API.")
 	o := &serveOptions{}
-	cmd.Flag("config.file", "Site configuration file. SIGHUP or POST /-/reload re-reads it.").PlaceHolder("site.yml").StringVar(&o.configFile)
+	cmd.Flag("config.file", "Site configuration file. SIGHUP (or POST /-/reload with --web.enable-lifecycle) re-reads it.").PlaceHolder("site.yml").StringVar(&o.configFile)
 	cmd.Flag("demo", "Without a config file: start a demo site on 127.0.0.1 (flowprobe's responder, a closed port, silent peers) and probe it.").BoolVar(&o.demo)
+	cmd.Flag("web.enable-lifecycle", "Allow reloading the configuration with POST /-/reload (SIGHUP always reloads).").BoolVar(&o.lifecycle)
 	o.web = kingpinflag.AddFlags(cmd, defaultListenAddress)
 	addLogFlags(cmd, &o.log)
 	c.register(cmd, func(ctx context.Context) int { return serve(ctx, o, c.stderr) })
@@ -83,6 +85,7 @@ type daemon struct {
 func serve(ctx context.Context, o *serveOptions, stderr io.Writer) int {
 	o.log.Writer = stderr
 	logger := promslog.New(&o.log)
+	slog.SetDefault(logger) // where checks log what they cannot return, e.g. a panic's stack
 
 	var load func() (*planned, error)
 	switch {
@@ -138,8 +141,9 @@ func serve(ctx context.Context, o *serveOptions, stderr io.Writer) int {
 		logger.Error("Registering metrics failed", "err", err)
 		return exitFailed
 	}
-	handler := d.exp.Handler(exporter.HandlerOptions{Gatherer: reg, Reload: func(context.Context) error { return d.reload() }})
+	handler := d.exp.Handler(exporter.HandlerOptions{Gatherer: reg, Reload: func(context.Context) error { return d.reload() }, EnableLifecycle: o.lifecycle})
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError)}
+	openProbes(srv, handler, exporter.OpenPaths)
 
 	listeners, err := listen(o.web)
 	if err != nil {

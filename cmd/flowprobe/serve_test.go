@@ -52,8 +52,11 @@ type served struct {
 // scheduled.
 func startServe(t *testing.T, o *serveOptions, before func(base string)) *served {
 	t.Helper()
-	noSystemd, noWebConfig := false, ""
-	o.web = &web.FlagConfig{WebListenAddresses: &[]string{"127.0.0.1:0"}, WebSystemdSocket: &noSystemd, WebConfigFile: &noWebConfig}
+	noSystemd, webConfig := false, ""
+	if o.web != nil && o.web.WebConfigFile != nil {
+		webConfig = *o.web.WebConfigFile
+	}
+	o.web = &web.FlagConfig{WebListenAddresses: &[]string{"127.0.0.1:0"}, WebSystemdSocket: &noSystemd, WebConfigFile: &webConfig}
 	s := &served{recorded: make(chan scheduler.Status, 1000), hup: make(chan os.Signal), logs: &syncBuffer{}, exit: make(chan int, 1)}
 	o.hup = s.hup
 	o.recorded = func(st scheduler.Status) { s.recorded <- st }
@@ -200,7 +203,7 @@ func TestServeReloadKeepsTheRunningConfigOnError(t *testing.T) {
 	if err := os.WriteFile(path, fmt.Appendf(nil, goodSite, port), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := startServe(t, &serveOptions{configFile: path}, nil)
+	s := startServe(t, &serveOptions{configFile: path, lifecycle: true}, nil)
 	metric := func(name string) string {
 		_, body := httpDo(t, "GET", s.base+"/metrics")
 		for line := range strings.SplitSeq(body, "\n") {
@@ -262,5 +265,61 @@ func TestServeNeedsAConfigOrDemo(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "site.yml") {
 		t.Errorf("stderr %q does not name the config file", stderr.String())
+	}
+}
+
+// webConfigBasicAuth protects every route with the user "prom" and the
+// password "s3cret" (bcrypt, cost 4).
+const webConfigBasicAuth = "basic_auth_users:\n  prom: $2a$04$AHKFvOVmvxy8EWcb3KFxtuJd9dZyLDsNM/qW0NFgNwYDgPZWIE94y\n"
+
+// The liveness and readiness probes of the shipped Kubernetes manifests
+// carry no credentials: they must pass on an instance with basic auth,
+// while everything else stays protected.
+func TestServeProbesNeedNoAuthOtherRoutesDo(t *testing.T) {
+	wc := filepath.Join(t.TempDir(), "web.yml")
+	if err := os.WriteFile(wc, []byte(webConfigBasicAuth), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServe(t, &serveOptions{demo: true, lifecycle: true, web: &web.FlagConfig{WebConfigFile: &wc}}, nil)
+	for _, path := range []string{"/-/healthy", "/-/ready"} {
+		if code, body := httpDo(t, "GET", s.base+path); code != 200 && code != 503 {
+			t.Errorf("GET %s without credentials = %d %q, want the probe's answer", path, code, body)
+		}
+	}
+	for _, r := range []struct{ method, path string }{{"GET", "/metrics"}, {"GET", "/"}, {"GET", "/api/v1/results"}, {"POST", "/-/reload"}, {"POST", "/-/healthy"}} {
+		if code, _ := httpDo(t, r.method, s.base+r.path); code != http.StatusUnauthorized {
+			t.Errorf("%s %s without credentials = %d, want 401", r.method, r.path, code)
+		}
+	}
+	req, err := http.NewRequest("GET", s.base+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("prom", "s3cret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("GET /metrics with credentials = %d, want 200", resp.StatusCode)
+	}
+}
+
+// Without --web.enable-lifecycle, POST /-/reload is refused with a message
+// naming the flag, and nothing is reloaded; SIGHUP still reloads.
+func TestServeReloadOverHTTPNeedsTheLifecycleFlag(t *testing.T) {
+	s := startServe(t, &serveOptions{demo: true}, nil)
+	code, body := httpDo(t, "POST", s.base+"/-/reload")
+	if code != http.StatusForbidden || !strings.Contains(body, "--web.enable-lifecycle") {
+		t.Fatalf("POST /-/reload without --web.enable-lifecycle = %d %q, want 403 naming the flag", code, body)
+	}
+	if n := strings.Count(s.logs.String(), "Configuration loaded"); n != 1 {
+		t.Errorf("a refused POST /-/reload reloaded:\n%s", s.logs)
+	}
+	s.hup <- os.Interrupt
+	s.hup <- os.Interrupt // taken only once the first reload finished
+	if n := strings.Count(s.logs.String(), "Configuration loaded"); n < 2 {
+		t.Errorf("%d configuration loads after a refused POST and SIGHUP, want the SIGHUP's:\n%s", n, s.logs)
 	}
 }
