@@ -185,7 +185,7 @@ func runLDAP(ctx context.Context, t probe.Target, o *LDAPOptions, r *probe.Resul
 func ldapNote(r *probe.Result, err error) error {
 	if reason := ldapReason(err); reason != "" {
 		r.SetDetail(probe.DetailReason, reason)
-	} else if err != nil && Classify(err) == probe.OutcomeTLSError {
+	} else if err != nil && classifyPath(err) == probe.OutcomeTLSError {
 		recordTLSFailure(r, err)
 	}
 	return err
@@ -257,7 +257,7 @@ func ldapStartTLSReadError(c *ldapConn, err error) error {
 		return Fail(probe.OutcomeProtocolError, "StartTLS response: the server closed the connection: %w", err)
 	case isTimeout(err) && spoke:
 		return Fail(probe.OutcomeProtocolError, "StartTLS response: an incomplete LDAP message: %w", err)
-	case Classify(err) == probe.OutcomeProtocolError:
+	case classifyPath(err) == probe.OutcomeProtocolError:
 		return Fail(probe.OutcomeProtocolError, "StartTLS response: not LDAP: %w", err)
 	}
 	return fmt.Errorf("StartTLS response: %w", err)

@@ -253,8 +253,8 @@ func TestLDAPHostilePeers(t *testing.T) {
 		opts  map[string]any
 		want  probe.Outcome
 	}{
-		"silent":                  {appSilent, nil, probe.OutcomeTimeout},
-		"silent to StartTLS":      {appSilent, map[string]any{"mode": "starttls"}, probe.OutcomeTimeout},
+		"silent":                  {appSilent, nil, probe.OutcomeServiceTimeout},
+		"silent to StartTLS":      {appSilent, map[string]any{"mode": "starttls"}, probe.OutcomeServiceTimeout},
 		"closes without answer":   {func(c net.Conn) { readSome(c) }, nil, probe.OutcomeProtocolError},
 		"closes before StartTLS":  {func(c net.Conn) { readSome(c) }, map[string]any{"mode": "starttls"}, probe.OutcomeProtocolError},
 		"http answer then closes": {func(c net.Conn) { readSome(c); io.WriteString(c, "HTTP/1.1 400 Bad Request\r\n\r\n") }, nil, probe.OutcomeProtocolError},

@@ -277,13 +277,13 @@ func TestTLSCheckNotTLSAndNetworkFailures(t *testing.T) {
 	}{
 		{"a banner instead of TLS", sshLike, probe.OutcomeProtocolError, "does not speak TLS"},
 		{"hang up during the handshake", hangUp, probe.OutcomeProtocolError, "closed the connection"},
-		{"silent peer", silent, probe.OutcomeTimeout, ""},
+		{"silent peer", silent, probe.OutcomeServiceTimeout, ""},
 		{"closed port", loopbackClosedTCPPort(t), probe.OutcomeRefused, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			timeout := 10 * time.Second
-			if tc.want == probe.OutcomeTimeout {
+			if tc.want == probe.OutcomeServiceTimeout {
 				timeout = 100 * time.Millisecond
 			}
 			r := probe.Run(t.Context(), tlsKind.Checker, probe.Target{Host: "127.0.0.1", Port: tc.port, Timeout: timeout})
