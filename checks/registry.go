@@ -133,7 +133,7 @@ func dispatch(ctx context.Context, t probe.Target) probe.Result {
 		r := probe.Result{}
 		return finish(&r, fmt.Errorf("unknown check kind %q", t.Check))
 	}
-	return k.Checker.Check(ctx, t)
+	return denyKind(t, k).Checker.Check(ctx, t) // expect: deny sends no credentials (deny.go)
 }
 
 // Check runs target t with the checker of its kind, under t's timeout, and
