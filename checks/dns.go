@@ -190,6 +190,7 @@ func runDNS(ctx context.Context, t probe.Target, o *DNSOptions, r *probe.Result)
 	if err != nil {
 		return err
 	}
+	answered(r)
 	return judgeDNS(r, o, q, reply)
 }
 

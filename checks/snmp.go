@@ -291,6 +291,7 @@ func runSNMP(ctx context.Context, t probe.Target, o *SNMPOptions, r *probe.Resul
 		}
 		return err
 	}
+	answered(r)
 	return snmpJudge(o, pkt, r)
 }
 
