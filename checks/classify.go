@@ -72,13 +72,14 @@ func classifyReason(err error, connected bool) (probe.Outcome, string) {
 	if !connected {
 		return o, ""
 	}
+	if (o == probe.OutcomeRefused || o == probe.OutcomeProtocolError) &&
+		(errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
+		return probe.OutcomeProtocolError, probe.ReasonResetAfterConnect
+	}
 	switch o {
 	case probe.OutcomeTimeout:
 		return probe.OutcomeServiceTimeout, ""
 	case probe.OutcomeRefused:
-		if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
-			return probe.OutcomeProtocolError, probe.ReasonResetAfterConnect
-		}
 		return probe.OutcomeProtocolError, probe.ReasonRefusedAfterConnect
 	case probe.OutcomeUnreachable:
 		return probe.OutcomeProtocolError, probe.ReasonLostAfterConnect

@@ -31,12 +31,18 @@ func denyKind(t probe.Target, k Kind) Kind {
 		return k
 	}
 	switch {
-	case k.Transport == probe.TCP:
+	case k.Transport == probe.TCP || t.Protocol == probe.TCP || dnsOverTCP(t):
 		k.Checker = probe.CheckerFunc(checkConnectOnly)
 	case t.Check == "snmp":
 		k.Checker = probe.CheckerFunc(checkSNMPDiscovery)
 	}
 	return k
+}
+
+// dnsOverTCP reports a dns check configured for TCP.
+func dnsOverTCP(t probe.Target) bool {
+	o, ok := t.Options.(*DNSOptions)
+	return ok && t.Check == "dns" && o.Transport == "tcp"
 }
 
 // checkConnectOnly connects to the target's port (the kind's default port
@@ -57,7 +63,7 @@ func checkConnectOnly(ctx context.Context, t probe.Target) probe.Result {
 }
 
 // denyDefaultPorts are the ports the TCP kinds use when a target has none.
-var denyDefaultPorts = map[string]int{"iscsi": iscsiDefaultPort}
+var denyDefaultPorts = map[string]int{"iscsi": iscsiDefaultPort, "dns": 53}
 
 // checkSNMPDiscovery sends an SNMPv3 engine discovery without credentials.
 // Any answer, even a Report refusing the empty user, proves the path open.

@@ -35,7 +35,10 @@ const (
 // hintRule is one row of the hint table: when every set field matches,
 // text is the hint. An empty kinds, reason or detail matches anything.
 type hintRule struct {
-	outcome Outcome
+	// deny: the row is for expect: deny flows only (passed or failed as
+	// given by passed); other rows are for every expectation.
+	deny, passed bool
+	outcome      Outcome // ignored by deny rows
 	// connected: 0 either phase, 1 only after connect, -1 only before.
 	connected int
 	kinds     []string // check kinds the row is for
@@ -53,6 +56,16 @@ var appAwareKinds = []string{"tls", "http", "ldap", "ssh", "iscsi", "dns", "ntp"
 // The first matching row wins, so specific rows come before general ones;
 // every outcome but ok ends in a general row.
 var hints = []hintRule{
+	// Flows that must be blocked: the verdict is about the path.
+	{deny: true, passed: true,
+		text: "blocked, as this flow must be: no connection was made"},
+	{deny: true, outcome: OutcomeLocalError, reason: ReasonSourceNotLocal,
+		text: "the source address is on no interface of this machine: fix source_address; nothing is known about the block yet"},
+	{deny: true, outcome: OutcomeLocalError,
+		text: "this machine could not run the check: nothing is known about the block yet"},
+	{deny: true,
+		text: "this flow must be blocked, but a connection was made: the firewall lets it through"},
+
 	// A flowprobe responder answered an application-aware check.
 	{outcome: OutcomeProtocolError, appAware: true, detail: [2]string{DetailResponder, "true"},
 		text: "a flowprobe responder answered: add --responder ROLE to prove the path to it"},
@@ -116,17 +129,19 @@ var hints = []hintRule{
 		text: "the path is open and the service answered, but it refused the credentials"},
 }
 
-// Hint is the remedy for a result of a check of the given kind: what the
-// outcome means in that phase, for that kind and cause, and what to do.
-// It is "" for ok. Every outcome has a general hint; specific rows (a
-// responder reached, NXDOMAIN, an unsynchronised NTP server, a reset after
-// connect, each local fault...) come first.
-func Hint(kind string, r *Result) string {
-	if r.Outcome == OutcomeOK {
+// Hint is the remedy for a result r of target t: what the outcome means
+// in the phase the run reached, for t's check kind, expectation and the
+// cause, and what to do. It is "" for an allowed flow that passed. Every
+// outcome has a general hint; specific rows (a responder reached,
+// NXDOMAIN, an unsynchronised NTP server, a reset after connect, each
+// local fault...) come first.
+func Hint(t *Target, r *Result) string {
+	deny := t.Expect == ExpectDeny
+	if !deny && r.Outcome == OutcomeOK {
 		return ""
 	}
 	for i := range hints {
-		if h := &hints[i]; h.matches(kind, r) {
+		if h := &hints[i]; h.deny == deny && h.matches(t.Check, r) {
 			return h.text
 		}
 	}
@@ -134,8 +149,11 @@ func Hint(kind string, r *Result) string {
 }
 
 func (h *hintRule) matches(kind string, r *Result) bool {
+	if h.deny && (h.passed != r.Success || (h.outcome != OutcomeOK && h.outcome != r.Outcome)) {
+		return false
+	}
 	switch {
-	case h.outcome != r.Outcome,
+	case !h.deny && h.outcome != r.Outcome,
 		h.connected == 1 && !r.Connected,
 		h.connected == -1 && r.Connected,
 		len(h.kinds) > 0 && !slices.Contains(h.kinds, kind),
