@@ -3,11 +3,13 @@ package checks
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/flowprobe/flowprobe/probe"
@@ -156,6 +158,12 @@ func dialPort(ctx context.Context, t *probe.Target, network string, port int, r 
 	conn, err := d.DialContext(ctx, network, netip.AddrPortFrom(addr, uint16(port)).String())
 	r.Phases[probe.PhaseConnect] = time.Since(start)
 	if err != nil {
+		if errors.Is(err, syscall.ECONNRESET) {
+			// A RST to the SYN is ECONNREFUSED; a reset reported by
+			// connect means the handshake completed and the peer reset
+			// the connection before connect returned: it was connected.
+			r.Connected = true
+		}
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	if dl, ok := ctx.Deadline(); ok {
