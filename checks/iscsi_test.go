@@ -627,9 +627,9 @@ func TestISCSIHostilePeers(t *testing.T) {
 		{"accept, read, close", func(f *fakeTarget) {
 			f.readLogin()
 		}, 5 * time.Second, probe.OutcomeProtocolError, "closed the connection without answering"},
-		{"accept, reset", func(f *fakeTarget) {
+		{"accept, reset (after connect: a protocol_error)", func(f *fakeTarget) {
 			_ = f.c.(*net.TCPConn).SetLinger(0)
-		}, 5 * time.Second, probe.OutcomeRefused, "connection reset"},
+		}, 5 * time.Second, probe.OutcomeProtocolError, "connection reset"},
 		{"wrong task tag", func(f *fakeTarget) {
 			req, _, _ := f.readLogin()
 			req.ITT++
