@@ -20,6 +20,8 @@ import (
 type OutcomeError struct {
 	Outcome probe.Outcome
 	Err     error
+
+	reason string // of a local_error, see localFail
 }
 
 func (e *OutcomeError) Error() string { return e.Err.Error() }
@@ -31,20 +33,86 @@ func Fail(o probe.Outcome, format string, args ...any) error {
 	return &OutcomeError{Outcome: o, Err: fmt.Errorf(format, args...)}
 }
 
-// Classify turns an error chain into exactly one outcome. It is the only
-// place that does so; checks wrap their errors with %w and call it (through
-// finish) at the end of a run.
+// Classify turns an error chain into exactly one outcome, knowing whether
+// the transport had connected (a TCP connection was established, or a UDP
+// answer came: probe.Result.Connected). It is the only place that does so;
+// checks wrap their errors with %w and call it (through finish) at the end
+// of a run.
 //
-// The order matters: a pinned outcome (Fail) wins; then a name that did not
-// resolve; then what the kernel said (RST or ICMP port unreachable is
-// refused; ICMP host/net unreachable and admin-prohibited, which Linux
-// reports as EHOSTUNREACH/ENETUNREACH, are unreachable); then a deadline
-// (a silent drop); then TLS; anything else that answered is a protocol
-// error.
-func Classify(err error) probe.Outcome {
+// The order matters: a fault of this machine (no ICMP socket, a source
+// address that is not local, no address of the wanted family, an unreadable
+// secret) is local_error; then a pinned outcome (Fail) wins; then a name
+// that did not resolve; then what the kernel said (RST or ICMP port
+// unreachable is refused; ICMP host/net unreachable and admin-prohibited,
+// which Linux reports as EHOSTUNREACH/ENETUNREACH, are unreachable); then a
+// deadline (a silent drop); then TLS; anything else that answered is a
+// protocol error.
+//
+// The phase rule: path outcomes (timeout, refused, unreachable) describe
+// only what happened before the transport connected. After it, a deadline
+// is service_timeout, and a reset or any other path error is a
+// protocol_error (see classifyReason for the reason it records), so that a
+// hung or crashing service never blames the network.
+func Classify(err error, connected bool) probe.Outcome {
+	o, _ := classifyReason(err, connected)
+	return o
+}
+
+// classifyReason is Classify with the short reason that explains an
+// outcome the error text alone would not: a reset after connect, or which
+// local fault. The reason is "" when there is nothing to add.
+func classifyReason(err error, connected bool) (probe.Outcome, string) {
 	if err == nil {
-		return probe.OutcomeOK
+		return probe.OutcomeOK, ""
 	}
+	if o, reason := classifyLocal(err); o == probe.OutcomeLocalError {
+		return o, reason
+	}
+	o := classifyPath(err)
+	if !connected {
+		return o, ""
+	}
+	if (o == probe.OutcomeRefused || o == probe.OutcomeProtocolError) &&
+		(errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
+		return probe.OutcomeProtocolError, probe.ReasonResetAfterConnect
+	}
+	switch o {
+	case probe.OutcomeTimeout:
+		return probe.OutcomeServiceTimeout, ""
+	case probe.OutcomeRefused:
+		return probe.OutcomeProtocolError, probe.ReasonRefusedAfterConnect
+	case probe.OutcomeUnreachable:
+		return probe.OutcomeProtocolError, probe.ReasonLostAfterConnect
+	}
+	return o, ""
+}
+
+// classifyLocal reports the faults of this machine: local_error and its
+// reason, or OutcomeOK when err is none of them.
+func classifyLocal(err error) (probe.Outcome, string) {
+	var (
+		oe   *OutcomeError
+		sock *ICMPSocketError
+	)
+	switch {
+	case errors.As(err, &oe) && oe.Outcome == probe.OutcomeLocalError:
+		return probe.OutcomeLocalError, oe.reason
+	case errors.As(err, &sock):
+		return probe.OutcomeLocalError, probe.ReasonICMPPermission
+	case errors.Is(err, errSecret):
+		return probe.OutcomeLocalError, probe.ReasonSecretUnreadable
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		// bind(2) to an address no interface of this machine has; no
+		// packet left it.
+		return probe.OutcomeLocalError, probe.ReasonSourceNotLocal
+	case errors.Is(err, syscall.EAFNOSUPPORT):
+		return probe.OutcomeLocalError, probe.ReasonFamilyMismatch
+	}
+	return probe.OutcomeOK, ""
+}
+
+// classifyPath is the outcome of err regardless of the phase.
+func classifyPath(err error) probe.Outcome {
 	var oe *OutcomeError
 	if errors.As(err, &oe) {
 		return oe.Outcome
@@ -88,8 +156,12 @@ func Classify(err error) probe.Outcome {
 	return probe.OutcomeProtocolError
 }
 
-// isTimeout reports a deadline or a cancelled context: nothing answered in
-// the time the check was given.
+// localFail returns a local_error with its reason (a probe.Reason*
+// constant); the message is formatted like fmt.Errorf.
+func localFail(reason, format string, args ...any) error {
+	return &OutcomeError{Outcome: probe.OutcomeLocalError, Err: fmt.Errorf(format, args...), reason: reason}
+}
+
 // isNetOp reports an error of a network operation on a socket (dial, read,
 // write), as opposed to one of opening a file or a socket.
 func isNetOp(err error) bool {
@@ -97,6 +169,9 @@ func isNetOp(err error) bool {
 	return errors.As(err, &op) && (op.Op == "dial" || op.Op == "read" || op.Op == "write")
 }
 
+// isTimeout reports a deadline or a cancelled context: nothing answered in
+// the time the check was given. (A cancellation from outside the run is
+// told apart by probe.Run, which marks the result interrupted.)
 func isTimeout(err error) bool {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
 		errors.Is(err, context.Canceled) {
@@ -128,7 +203,7 @@ func isEOF(err error) bool {
 // handshake and wraps err.
 func tlsHandshakeError(err error) error {
 	var recErr tls.RecordHeaderError
-	switch o := Classify(err); {
+	switch o := classifyPath(err); {
 	case errors.As(err, &recErr):
 		return fmt.Errorf("TLS handshake: the peer does not speak TLS: %w", err)
 	case isEOF(err):
@@ -139,9 +214,17 @@ func tlsHandshakeError(err error) error {
 	return fmt.Errorf("TLS handshake: %w", err)
 }
 
-// finish records err and its outcome in r and returns r.
+// finish records err and its outcome in r and returns r. The outcome
+// depends on the phase the run reached (r.Connected). A reason the
+// classification adds (a reset after connect, a local fault) replaces the
+// check's own, which described the symptom.
 func finish(r *probe.Result, err error) probe.Result {
+	notePeer(r)
 	r.Err = err
-	r.Outcome = Classify(err)
+	o, reason := classifyReason(err, r.Connected)
+	r.Outcome = o
+	if reason != "" {
+		r.SetDetail(probe.DetailReason, reason)
+	}
 	return *r
 }

@@ -187,8 +187,8 @@ func TestClassify(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := Classify(tc.err); got != tc.want {
-				t.Errorf("Classify(%v) = %s, want %s", tc.err, got, tc.want)
+			if got := Classify(tc.err, false); got != tc.want {
+				t.Errorf("Classify(%v, false) = %s, want %s", tc.err, got, tc.want)
 			}
 		})
 	}
@@ -198,8 +198,8 @@ func TestClassify(t *testing.T) {
 // is a timeout, the second unreachable, and only the first passes as
 // "blocked" without a doubt.
 func TestClassifyDropIsNotReject(t *testing.T) {
-	drop := Classify(realReadDeadline(t))
-	reject := Classify(syscallErr("dial", "connect", syscall.EHOSTUNREACH))
+	drop := Classify(realReadDeadline(t), false)
+	reject := Classify(syscallErr("dial", "connect", syscall.EHOSTUNREACH), false)
 	if drop != probe.OutcomeTimeout || reject != probe.OutcomeUnreachable {
 		t.Errorf("drop → %s, admin-prohibited → %s; want timeout and unreachable", drop, reject)
 	}
@@ -222,7 +222,7 @@ func TestTLSHandshakeError(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tlsHandshakeError(tc.err)
-			if got := Classify(err); got != tc.want {
+			if got := Classify(err, false); got != tc.want {
 				t.Errorf("outcome %s, want %s (%v)", got, tc.want, err)
 			}
 			if !errors.Is(err, tc.err) {

@@ -1,10 +1,15 @@
 package checks
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/flowprobe/flowprobe/probe"
@@ -33,7 +38,9 @@ func resolve(ctx context.Context, t *probe.Target, r *probe.Result) (netip.Addr,
 	fam := family(t)
 	if a, err := netip.ParseAddr(t.Host); err == nil {
 		if !familyMatches(a, fam) {
-			return netip.Addr{}, Fail(probe.OutcomeDNSError, "address %s is not of family %s", a, familyName(fam))
+			// This machine cannot reach the address with the family it
+			// must use (ip_family, or the source address's).
+			return netip.Addr{}, localFail(probe.ReasonFamilyMismatch, "address %s is not of family %s%s", a, familyName(fam), familySource(t))
 		}
 		return a.Unmap(), nil
 	}
@@ -61,7 +68,20 @@ func resolve(ctx context.Context, t *probe.Target, r *probe.Result) (netip.Addr,
 	if fallback.IsValid() {
 		return fallback, nil
 	}
+	if t.IPFamily == "" && len(addrs) > 0 {
+		// The name resolves, but only to the other family than the
+		// source address's: no DNS fault, this machine cannot use it.
+		return netip.Addr{}, localFail(probe.ReasonFamilyMismatch, "resolve %s: no %s address%s", t.Host, familyName(fam), familySource(t))
+	}
 	return netip.Addr{}, Fail(probe.OutcomeDNSError, "resolve %s: no %s address", t.Host, familyName(fam))
+}
+
+// familySource names where the wanted family came from, for an error.
+func familySource(t *probe.Target) string {
+	if t.IPFamily == "" && t.SourceAddress != "" {
+		return " (the family of source address " + t.SourceAddress + ")"
+	}
+	return ""
 }
 
 func familyMatches(a netip.Addr, family string) bool {
@@ -131,16 +151,80 @@ func dialPort(ctx context.Context, t *probe.Target, network string, port int, r 
 			network += "6"
 		}
 	}
+	if la, ok := d.LocalAddr.(interface{ AddrPort() netip.AddrPort }); ok && la.AddrPort().Addr().Is4() != addr.Is4() {
+		return nil, localFail(probe.ReasonFamilyMismatch, "source address %s cannot reach %s: different address families", t.SourceAddress, addr)
+	}
 	start := time.Now()
 	conn, err := d.DialContext(ctx, network, netip.AddrPortFrom(addr, uint16(port)).String())
 	r.Phases[probe.PhaseConnect] = time.Since(start)
 	if err != nil {
+		if errors.Is(err, syscall.ECONNRESET) {
+			// A RST to the SYN is ECONNREFUSED; a reset reported by
+			// connect means the handshake completed and the peer reset
+			// the connection before connect returned: it was connected.
+			r.Connected = true
+		}
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
 	}
-	return conn, nil
+	if network == "udp4" || network == "udp6" {
+		// A UDP "connect" sends nothing: the phase moves on with the
+		// first answer (see answered).
+		return conn, nil
+	}
+	r.Connected = true
+	return &peerConn{Conn: conn, st: peerStateOf(r)}, nil
+}
+
+// answered records that a UDP peer answered: from here on the transport
+// is connected, and a path outcome no longer applies.
+func answered(r *probe.Result) { r.Connected = true }
+
+// peerState is what the connections of one check run learned about the
+// peer, possibly on other goroutines than the check's (an HTTP transport,
+// an LDAP reader).
+type peerState struct {
+	responder atomic.Bool // the peer spoke the flowprobe responder protocol
+}
+
+// peerStates maps a check run's result to its peerState from the first
+// dial to finish, which records what was learned in the result.
+var peerStates sync.Map // *probe.Result → *peerState
+
+func peerStateOf(r *probe.Result) *peerState {
+	st, _ := peerStates.LoadOrStore(r, &peerState{})
+	return st.(*peerState)
+}
+
+// notePeer records in r what its connections learned about the peer and
+// forgets the run.
+func notePeer(r *probe.Result) {
+	v, ok := peerStates.LoadAndDelete(r)
+	if ok && v.(*peerState).responder.Load() {
+		r.SetDetail(probe.DetailResponder, "true")
+	}
+}
+
+// peerConn is a TCP connection of a check. It looks at the first bytes the
+// peer sends: a flowprobe responder answers anything but its hello with
+// "FLOWPROBE/1 ERR", so an application-aware check that reached a
+// responder can say so.
+type peerConn struct {
+	net.Conn
+	st     *peerState
+	looked atomic.Bool
+}
+
+var responderPrefix = []byte(responderMagic + " ")
+
+func (c *peerConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 && !c.looked.Swap(true) && bytes.HasPrefix(b[:n], responderPrefix) {
+		c.st.responder.Store(true)
+	}
+	return n, err
 }
 
 // stopOnDone makes every blocked read or write on c return as soon as ctx

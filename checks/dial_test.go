@@ -204,9 +204,9 @@ func TestDialFamilyChoice(t *testing.T) {
 		wantRemoteIP4 bool
 	}{
 		{name: "ip4 literal with ip4", host: "127.0.0.1", family: "ip4", wantRemoteIP4: true},
-		{name: "ip6 literal with ip4", host: "::1", family: "ip4", wantErr: true, wantOutcome: probe.OutcomeDNSError},
-		{name: "ip4 literal with ip6", host: "127.0.0.1", family: "ip6", wantErr: true, wantOutcome: probe.OutcomeDNSError},
-		{name: "IPv4 source implies ip4", host: "::1", source: "127.0.0.1", wantErr: true, wantOutcome: probe.OutcomeDNSError},
+		{name: "ip6 literal with ip4", host: "::1", family: "ip4", wantErr: true, wantOutcome: probe.OutcomeLocalError},
+		{name: "ip4 literal with ip6", host: "127.0.0.1", family: "ip6", wantErr: true, wantOutcome: probe.OutcomeLocalError},
+		{name: "IPv4 source implies ip4", host: "::1", source: "127.0.0.1", wantErr: true, wantOutcome: probe.OutcomeLocalError},
 		{name: "name with ip4", host: "localhost", family: "ip4", wantRemoteIP4: true},
 	}
 	for _, tc := range cases {
@@ -218,7 +218,7 @@ func TestDialFamilyChoice(t *testing.T) {
 				if err == nil {
 					t.Fatalf("resolved to %s, want an error", a)
 				}
-				if got := Classify(err); got != tc.wantOutcome {
+				if got := Classify(err, false); got != tc.wantOutcome {
 					t.Errorf("outcome %s, want %s (%v)", got, tc.wantOutcome, err)
 				}
 				return

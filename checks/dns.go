@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"regexp"
 	"strconv"
 	"strings"
@@ -191,6 +190,7 @@ func runDNS(ctx context.Context, t probe.Target, o *DNSOptions, r *probe.Result)
 	if err != nil {
 		return err
 	}
+	answered(r)
 	return judgeDNS(r, o, q, reply)
 }
 
@@ -203,7 +203,7 @@ func dnsExchange(co *dns.Conn, q *dns.Msg) (*dns.Msg, error) {
 	}
 	reply, err := co.ReadMsg()
 	if err != nil {
-		if _, stream := co.Conn.(*net.TCPConn); stream && (isEOF(err) || errors.Is(err, syscall.ECONNRESET)) {
+		if stream := co.Conn.LocalAddr().Network() == "tcp"; stream && (isEOF(err) || errors.Is(err, syscall.ECONNRESET)) {
 			// The server accepted the connection, then hung up on the query.
 			return nil, Fail(probe.OutcomeProtocolError, "dns reply: the server closed the connection: %w", err)
 		}

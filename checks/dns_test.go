@@ -346,7 +346,7 @@ func TestDNSTCPHangUpAndSilence(t *testing.T) {
 	tg := dnsTarget(t, port, raw)
 	tg.Timeout = 300 * time.Millisecond
 	r := Check(t.Context(), tg)
-	if r.Outcome != probe.OutcomeTimeout {
-		t.Errorf("silence: outcome = %v (%v), want timeout", r.Outcome, r.Err)
+	if r.Outcome != probe.OutcomeServiceTimeout {
+		t.Errorf("silence: outcome = %v (%v), want service_timeout", r.Outcome, r.Err)
 	}
 }

@@ -203,8 +203,8 @@ func FuzzLDAPRead(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := ldapReadPacket(bytes.NewReader(b))
 		if err != nil {
-			if Classify(err) != probe.OutcomeProtocolError && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-				t.Fatalf("refused with %v (%v), want protocol_error", Classify(err), err)
+			if Classify(err, true) != probe.OutcomeProtocolError && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Fatalf("refused with %v (%v), want protocol_error", Classify(err, true), err)
 			}
 			return
 		}

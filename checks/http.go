@@ -158,8 +158,9 @@ func (o *HTTPOptions) statusValid(code int) bool {
 // httpPhases sums the phases of every connection of one http check (one
 // per redirect); the transport may time them on its own goroutines.
 type httpPhases struct {
-	mu sync.Mutex
-	d  [probe.NumPhases]time.Duration
+	mu        sync.Mutex
+	d         [probe.NumPhases]time.Duration
+	connected bool
 }
 
 func (p *httpPhases) add(ph probe.Phase, d time.Duration) {
@@ -193,9 +194,14 @@ func runHTTP(ctx context.Context, t probe.Target, o *HTTPOptions, r *probe.Resul
 		tt := t
 		tt.Host = h
 		var dr probe.Result
+		peerStates.Store(&dr, peerStateOf(r)) // what the peer says counts for r
 		conn, err := dialPort(ctx, &tt, "tcp", port, &dr)
+		peerStates.Delete(&dr)
 		ph.add(probe.PhaseResolve, dr.Phases[probe.PhaseResolve])
 		ph.add(probe.PhaseConnect, dr.Phases[probe.PhaseConnect])
+		ph.mu.Lock()
+		ph.connected = ph.connected || dr.Connected
+		ph.mu.Unlock()
 		return conn, h, err
 	}
 	tr := &http.Transport{
@@ -249,12 +255,13 @@ func runHTTP(ctx context.Context, t probe.Target, o *HTTPOptions, r *probe.Resul
 	total := time.Since(start)
 	ph.mu.Lock()
 	r.Phases = ph.d
+	r.Connected = ph.connected
 	ph.mu.Unlock()
 	r.Phases[probe.PhaseRequest] = max(0, total-r.Phases[probe.PhaseResolve]-r.Phases[probe.PhaseConnect]-r.Phases[probe.PhaseTLS])
 	if redirects > 0 {
 		r.SetDetail("redirects", strconv.Itoa(redirects))
 	}
-	if err != nil && Classify(err) == probe.OutcomeTLSError {
+	if err != nil && classifyPath(err) == probe.OutcomeTLSError {
 		recordTLSFailure(r, err)
 	}
 	return err

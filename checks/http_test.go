@@ -252,7 +252,7 @@ func TestHTTPHostilePeers(t *testing.T) {
 		serve func(c net.Conn)
 		want  probe.Outcome
 	}{
-		"silent":                   {appSilent, probe.OutcomeTimeout},
+		"silent":                   {appSilent, probe.OutcomeServiceTimeout},
 		"closes without an answer": {func(c net.Conn) { appReadRequest(c) }, probe.OutcomeProtocolError},
 		"ssh banner": {func(c net.Conn) {
 			io.WriteString(c, "SSH-2.0-OpenSSH_9.2\r\n")
@@ -271,7 +271,7 @@ func TestHTTPHostilePeers(t *testing.T) {
 			appReadRequest(c)
 			io.WriteString(c, "HTTP/1.1 200 OK\r\n")
 			appSilent(c)
-		}, probe.OutcomeTimeout},
+		}, probe.OutcomeServiceTimeout},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

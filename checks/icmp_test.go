@@ -162,8 +162,8 @@ func TestICMPNoSocket(t *testing.T) {
 		return nil, os.NewSyscallError("socket", syscall.EACCES)
 	})
 	r := probe.Run(t.Context(), p, icmpTarget(t, "127.0.0.1", nil))
-	if r.Outcome != probe.OutcomeProtocolError {
-		t.Errorf("outcome = %v, want protocol_error", r.Outcome)
+	if r.Outcome != probe.OutcomeLocalError || r.Details[probe.DetailReason] != probe.ReasonICMPPermission {
+		t.Errorf("outcome = %v, reason %q; want local_error, %q", r.Outcome, r.Details[probe.DetailReason], probe.ReasonICMPPermission)
 	}
 	var se *ICMPSocketError
 	if !errors.As(r.Err, &se) || !errors.Is(r.Err, syscall.EPERM) || !errors.Is(r.Err, syscall.EACCES) {

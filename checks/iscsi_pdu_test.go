@@ -226,7 +226,7 @@ func TestISCSIText(t *testing.T) {
 		t.Errorf("last TargetName %q", v)
 	}
 	for _, bad := range []string{"novalue\x00", "=x\x00", "a key=x\x00", strings.Repeat("k", 64) + "=x\x00"} {
-		if _, err := decodeISCSIText([]byte(bad)); err == nil || Classify(err) != probe.OutcomeProtocolError {
+		if _, err := decodeISCSIText([]byte(bad)); err == nil || Classify(err, false) != probe.OutcomeProtocolError {
 			t.Errorf("%q: %v, want a protocol error", bad, err)
 		}
 	}
@@ -499,7 +499,7 @@ func FuzzDecodeISCSIPDU(f *testing.F) {
 		rd := bytes.NewReader(in)
 		p, err := readISCSIPDU(rd)
 		if err != nil {
-			if o := Classify(err); o != probe.OutcomeProtocolError {
+			if o := Classify(err, false); o != probe.OutcomeProtocolError {
 				t.Fatalf("read error %v classified %v", err, o)
 			}
 			return
@@ -560,7 +560,7 @@ func FuzzISCSISession(f *testing.F) {
 		s.itt = iscsiFixtureITT
 		var r probe.Result
 		err := s.run(context.Background(), &r)
-		switch o := Classify(err); o {
+		switch o := Classify(err, false); o {
 		case probe.OutcomeOK:
 			if s.tsih == 0 && r.Details["redirect"] == "" {
 				t.Fatalf("ok without TSIH or redirect: %v", r.Details)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -611,7 +612,7 @@ func TestISCSIHostilePeers(t *testing.T) {
 		{"silence", func(f *fakeTarget) {
 			f.readLogin()
 			f.drain()
-		}, 300 * time.Millisecond, probe.OutcomeTimeout, "i/o timeout"},
+		}, 300 * time.Millisecond, probe.OutcomeServiceTimeout, "i/o timeout"},
 		{"huge data segment", func(f *fakeTarget) {
 			f.readLogin()
 			f.writeRaw(hugeHeader())
@@ -626,9 +627,9 @@ func TestISCSIHostilePeers(t *testing.T) {
 		{"accept, read, close", func(f *fakeTarget) {
 			f.readLogin()
 		}, 5 * time.Second, probe.OutcomeProtocolError, "closed the connection without answering"},
-		{"accept, reset", func(f *fakeTarget) {
+		{"accept, reset (after connect: a protocol_error)", func(f *fakeTarget) {
 			_ = f.c.(*net.TCPConn).SetLinger(0)
-		}, 5 * time.Second, probe.OutcomeRefused, "connection reset"},
+		}, 5 * time.Second, probe.OutcomeProtocolError, "connection reset"},
 		{"wrong task tag", func(f *fakeTarget) {
 			req, _, _ := f.readLogin()
 			req.ITT++
@@ -705,7 +706,9 @@ func TestISCSICancel(t *testing.T) {
 	}()
 	r := Check(ctx, probe.Target{Host: "127.0.0.1", Port: srv.port, Check: "iscsi", Timeout: time.Hour})
 	srv.wait(t)
-	wantOutcome(t, r, probe.OutcomeTimeout, "i/o timeout")
+	if !r.Interrupted || r.Success || !errors.Is(r.Err, probe.ErrInterrupted) {
+		t.Errorf("cancelled run: interrupted %v, success %v, error %v; want an interrupted run", r.Interrupted, r.Success, r.Err)
+	}
 }
 
 func TestISCSIOptions(t *testing.T) {

@@ -68,6 +68,7 @@ func TestLabLDAP(t *testing.T) {
 	t.Run("admin bind plain", func(t *testing.T) {
 		r := labApp(t, "ldap", testlab.LDAPPort, map[string]any{
 			"bind_dn": testlab.LDAPAdminDN, "password_file": testlab.File("ldap-admin.pw"),
+			"allow_plaintext_bind": true,
 		}, timeout)
 		labWant(t, r, probe.OutcomeOK)
 	})
@@ -87,8 +88,9 @@ func TestLabLDAP(t *testing.T) {
 	})
 	t.Run("LDAPS by port", func(t *testing.T) {
 		r := labApp(t, "ldap", testlab.LDAPSPort, map[string]any{
-			"tls":     labTLS(),
-			"bind_dn": testlab.LDAPAdminDN, "password_file": testlab.File("ldap-admin.pw"),
+			// An empty mode means LDAPS only on 636: a bind needs mode:
+			// ldaps, so this one is anonymous.
+			"tls": labTLS(),
 		}, timeout)
 		labWant(t, r, probe.OutcomeOK)
 		if r.Details["mode"] != "ldaps" {
@@ -98,6 +100,7 @@ func TestLabLDAP(t *testing.T) {
 	t.Run("wrong password", func(t *testing.T) {
 		r := labApp(t, "ldap", testlab.LDAPPort, map[string]any{
 			"bind_dn": testlab.LDAPUserDN, "password_file": labWrongSecret(t),
+			"allow_plaintext_bind": true,
 		}, timeout)
 		labWant(t, r, probe.OutcomeAuthError)
 		if !strings.Contains(r.Details[probe.DetailReason], "49") {

@@ -171,7 +171,7 @@ func TestLabISCSIFixtures(t *testing.T) {
 			s.isid, s.itt = iscsiFixtureISID, iscsiFixtureITT
 			var r probe.Result
 			err = s.run(ctx, &r)
-			if got := Classify(err); got != ex.outcome {
+			if got := Classify(err, false); got != ex.outcome {
 				t.Fatalf("outcome %v (%v), want %v", got, err, ex.outcome)
 			}
 			got := iscsiExchange{requests: splitISCSIPDUs(t, rc.out.Bytes()), responses: splitISCSIPDUs(t, rc.in.Bytes())}

@@ -50,7 +50,7 @@ func TestLabTCP(t *testing.T) {
 		{"ssh banner", testlab.SSHPort, map[string]any{"expect": "^SSH-2.0-"}, transportWait, probe.OutcomeOK},
 		{"ssh is no responder", testlab.SSHPort, map[string]any{"responder": true}, transportWait, probe.OutcomeProtocolError},
 		{"closed port", testlab.ClosedTCPPort, nil, transportWait, probe.OutcomeRefused},
-		{"silent peer", testlab.SilentTCPPort, map[string]any{"expect": "."}, transportDrop, probe.OutcomeTimeout},
+		{"silent peer", testlab.SilentTCPPort, map[string]any{"expect": "."}, transportDrop, probe.OutcomeServiceTimeout},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -65,6 +65,10 @@ type LDAPOptions struct {
 	SizeLimit int `yaml:"size_limit"`
 	// TLS configures ldaps and starttls.
 	TLS *TLSOptions `yaml:"tls"`
+	// AllowPlaintextBind allows a simple bind (bind_dn) over plain LDAP,
+	// which sends the password in clear text. Without it such options are
+	// refused when the config is loaded.
+	AllowPlaintextBind bool `yaml:"allow_plaintext_bind"`
 
 	password string // read by Validate; never printed
 	scope    int
@@ -102,6 +106,10 @@ func (o *LDAPOptions) Validate() error {
 			errs = append(errs, errors.New("password: empty (omit bind_dn for an anonymous bind)"))
 		}
 		o.password = pw
+		if (o.Mode == "" || o.Mode == ldapPlain) && !o.AllowPlaintextBind {
+			errs = append(errs, errors.New("bind_dn over plain LDAP sends the password in clear text: set mode: ldaps or starttls "+
+				"(an empty mode is plain LDAP except on port 636), or allow_plaintext_bind: true"))
+		}
 	}
 	if o.RootDSE && o.BaseDN != "" {
 		errs = append(errs, errors.New("rootdse and base_dn: choose one"))
@@ -185,7 +193,7 @@ func runLDAP(ctx context.Context, t probe.Target, o *LDAPOptions, r *probe.Resul
 func ldapNote(r *probe.Result, err error) error {
 	if reason := ldapReason(err); reason != "" {
 		r.SetDetail(probe.DetailReason, reason)
-	} else if err != nil && Classify(err) == probe.OutcomeTLSError {
+	} else if err != nil && classifyPath(err) == probe.OutcomeTLSError {
 		recordTLSFailure(r, err)
 	}
 	return err
@@ -257,7 +265,7 @@ func ldapStartTLSReadError(c *ldapConn, err error) error {
 		return Fail(probe.OutcomeProtocolError, "StartTLS response: the server closed the connection: %w", err)
 	case isTimeout(err) && spoke:
 		return Fail(probe.OutcomeProtocolError, "StartTLS response: an incomplete LDAP message: %w", err)
-	case Classify(err) == probe.OutcomeProtocolError:
+	case classifyPath(err) == probe.OutcomeProtocolError:
 		return Fail(probe.OutcomeProtocolError, "StartTLS response: not LDAP: %w", err)
 	}
 	return fmt.Errorf("StartTLS response: %w", err)

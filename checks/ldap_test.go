@@ -143,7 +143,10 @@ func TestLDAPBinds(t *testing.T) {
 		"cn=busy":      ldap.LDAPResultBusy,
 	}}
 	port := f.start(t)
-	bind := func(dn, file string) map[string]any { return map[string]any{"bind_dn": dn, "password_file": file} }
+	// The fake server speaks plain LDAP: these binds need the opt-in.
+	bind := func(dn, file string) map[string]any {
+		return map[string]any{"bind_dn": dn, "password_file": file, "allow_plaintext_bind": true}
+	}
 	cases := []struct {
 		name   string
 		opts   map[string]any
@@ -253,8 +256,8 @@ func TestLDAPHostilePeers(t *testing.T) {
 		opts  map[string]any
 		want  probe.Outcome
 	}{
-		"silent":                  {appSilent, nil, probe.OutcomeTimeout},
-		"silent to StartTLS":      {appSilent, map[string]any{"mode": "starttls"}, probe.OutcomeTimeout},
+		"silent":                  {appSilent, nil, probe.OutcomeServiceTimeout},
+		"silent to StartTLS":      {appSilent, map[string]any{"mode": "starttls"}, probe.OutcomeServiceTimeout},
 		"closes without answer":   {func(c net.Conn) { readSome(c) }, nil, probe.OutcomeProtocolError},
 		"closes before StartTLS":  {func(c net.Conn) { readSome(c) }, map[string]any{"mode": "starttls"}, probe.OutcomeProtocolError},
 		"http answer then closes": {func(c net.Conn) { readSome(c); io.WriteString(c, "HTTP/1.1 400 Bad Request\r\n\r\n") }, nil, probe.OutcomeProtocolError},
@@ -293,14 +296,14 @@ func TestLDAPOptions(t *testing.T) {
 	empty := appFile(t, "empty", "\n")
 	t.Setenv("FLOWPROBE_TEST_LDAP_PW", "from-env")
 
-	o, err := Decode("ldap", map[string]any{"bind_dn": "cn=x", "password_env": "FLOWPROBE_TEST_LDAP_PW"})
+	o, err := Decode("ldap", map[string]any{"bind_dn": "cn=x", "password_env": "FLOWPROBE_TEST_LDAP_PW", "mode": "starttls"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := o.(*LDAPOptions).password; got != "from-env" {
 		t.Errorf("password from the environment %q", got)
 	}
-	o, err = Decode("ldap", map[string]any{"bind_dn": "cn=x", "password_file": pw})
+	o, err = Decode("ldap", map[string]any{"bind_dn": "cn=x", "password_file": pw, "mode": "ldaps"})
 	if err != nil || o.(*LDAPOptions).password != "secret" {
 		t.Errorf("password from a file: %v", err)
 	}
@@ -324,6 +327,8 @@ func TestLDAPOptions(t *testing.T) {
 		"size limit":           {"base_dn": "dc=example,dc=org", "size_limit": 100000},
 		"tls with plain":       {"mode": "plain", "tls": map[string]any{"insecure_skip_verify": true}},
 		"inline password":      {"bind_dn": "cn=x", "password": "secret"},
+		"bind over plain":      {"bind_dn": "cn=x", "password_file": pw},
+		"bind over plain mode": {"bind_dn": "cn=x", "password_file": pw, "mode": "plain"},
 		"tls with missing ca":  {"mode": "ldaps", "tls": map[string]any{"ca_file": "/nonexistent/ca.pem"}},
 		"unknown tls settings": {"mode": "ldaps", "tls": map[string]any{"verify": false}},
 	}

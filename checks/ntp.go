@@ -131,6 +131,7 @@ func runNTP(ctx context.Context, t probe.Target, o *NTPOptions, r *probe.Result)
 	if err != nil {
 		return fmt.Errorf("ntp query: %w", err)
 	}
+	answered(r)
 	return judgeNTP(r, o, resp)
 }
 

@@ -133,7 +133,7 @@ func dispatch(ctx context.Context, t probe.Target) probe.Result {
 		r := probe.Result{}
 		return finish(&r, fmt.Errorf("unknown check kind %q", t.Check))
 	}
-	return isolate(ctx, k.Checker, t) // a panic or a huge error stays in this run
+	return isolate(ctx, denyKind(t, k).Checker, t) // a panic or a huge error stays in this run; expect: deny sends no credentials (deny.go)
 }
 
 // Check runs target t with the checker of its kind, under t's timeout, and

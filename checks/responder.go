@@ -196,6 +196,13 @@ func quoteBytes(b []byte, limit int) string {
 	return strconv.Quote(string(b))
 }
 
+// maybeHello reports whether b can be the start of a hello line.
+func maybeHello(b []byte) bool {
+	const prefix = responderMagic + " " + responderHelloOp + " "
+	k := min(len(b), len(prefix))
+	return string(b[:k]) == prefix[:k]
+}
+
 // parseHello returns the nonce of a valid hello line.
 func parseHello(line []byte) (string, bool) {
 	f := bytes.Fields(bytes.TrimRight(line, "\r\n"))

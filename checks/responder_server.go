@@ -262,11 +262,13 @@ func (r *Responder) untrack(c net.Conn) {
 	r.mu.Unlock()
 }
 
-// handleTCP reads one line within the read timeout and answers it.
+// handleTCP reads one line within the read timeout and answers it. Bytes
+// that cannot begin a hello (another protocol's client: TLS, LDAP, HTTP...)
+// get the ERR line at once, so that client learns it reached a responder.
 func (r *Responder) handleTCP(c net.Conn, port int) (hello bool) {
 	_ = c.SetDeadline(time.Now().Add(r.cfg.ReadTimeout))
 	var buf [maxResponderLine]byte
-	n, err := readUntil(c, buf[:], hasNewline)
+	n, err := readUntil(c, buf[:], func(b []byte) bool { return hasNewline(b) || !maybeHello(b) })
 	if n == 0 || (err != nil && !isEOF(err) && !hasNewline(buf[:n])) {
 		return false // a bare connect, or silence until the deadline
 	}

@@ -7,6 +7,19 @@ import (
 	"strings"
 )
 
+// errSecret marks a secret that could not be read. Read at run time (a
+// check built in code), it makes the check a local_error: this machine,
+// not the network, failed.
+var errSecret = errors.New("secret unreadable")
+
+// secretError is an unreadable secret: its text is the cause's, and it is
+// errSecret for errors.Is.
+type secretError struct{ err error }
+
+func (e secretError) Error() string        { return e.err.Error() }
+func (e secretError) Unwrap() error        { return e.err }
+func (e secretError) Is(target error) bool { return target == errSecret }
+
 // readSecret reads a secret from a file or an environment variable; never
 // from the config itself. Trailing newlines of a file are dropped. what
 // names the secret in errors; the secret's value never appears in one.
@@ -17,13 +30,13 @@ func readSecret(what, file, env string) (string, error) {
 	case file != "":
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return "", fmt.Errorf("%s_file: %w", what, err)
+			return "", secretError{fmt.Errorf("%s_file: %w", what, err)}
 		}
 		return strings.TrimRight(string(b), "\r\n"), nil
 	case env != "":
 		v, ok := os.LookupEnv(env)
 		if !ok {
-			return "", fmt.Errorf("%s_env: environment variable %s is not set", what, env)
+			return "", secretError{fmt.Errorf("%s_env: environment variable %s is not set", what, env)}
 		}
 		return v, nil
 	}

@@ -284,13 +284,14 @@ func runSNMP(ctx context.Context, t probe.Target, o *SNMPOptions, r *probe.Resul
 	r.Phases[probe.PhaseRequest] = time.Since(start)
 	if err != nil {
 		err = snmpError(o, err)
-		if Classify(err) == probe.OutcomeTimeout && o.version != gosnmp.Version3 {
+		if classifyPath(err) == probe.OutcomeTimeout && o.version != gosnmp.Version3 {
 			r.SetDetail(probe.DetailReason, "no answer: the path is blocked, or the agent ignores a wrong community")
-		} else if Classify(err) == probe.OutcomeAuthError {
+		} else if classifyPath(err) == probe.OutcomeAuthError {
 			r.SetDetail(probe.DetailReason, "the agent rejected the SNMPv3 user or its keys")
 		}
 		return err
 	}
+	answered(r)
 	return snmpJudge(o, pkt, r)
 }
 

@@ -216,10 +216,10 @@ func TestSSHNotSSH(t *testing.T) {
 }
 
 func TestSSHSilentAndClosed(t *testing.T) {
-	appWant(t, appRun(t, "ssh", appTCPPeer(t, appSilent), nil), probe.OutcomeTimeout)
+	appWant(t, appRun(t, "ssh", appTCPPeer(t, appSilent), nil), probe.OutcomeServiceTimeout)
 	// A banner that stops before its line ends is silence too.
 	half := appTCPPeer(t, func(c net.Conn) { io.WriteString(c, "SSH-2.0-Open"); appSilent(c) })
-	appWant(t, appRun(t, "ssh", half, nil), probe.OutcomeTimeout)
+	appWant(t, appRun(t, "ssh", half, nil), probe.OutcomeServiceTimeout)
 	appWant(t, appRun(t, "ssh", appClosedTCPPort(t), nil), probe.OutcomeRefused)
 }
 

@@ -112,15 +112,15 @@ func TestTCPCheck(t *testing.T) {
 		{name: "expect a banner", port: smtp, opts: map[string]any{"expect": "^220 "}, timeout: long, want: probe.OutcomeOK, banner: "220 mail.example.org ESMTP ready", request: true},
 		{name: "send and expect", port: pingPong, opts: map[string]any{"send": "PING", "expect": "PONG\r\n"}, timeout: long, want: probe.OutcomeOK, banner: "PONG", request: true},
 		{name: "banner does not match", port: smtp, opts: map[string]any{"expect": "^SSH-2.0-"}, timeout: short, want: probe.OutcomeProtocolError, msg: "no match", banner: "220 mail.example.org ESMTP ready"},
-		{name: "expect from a silent peer", port: silent, opts: map[string]any{"expect": "^220 "}, timeout: short, want: probe.OutcomeTimeout},
+		{name: "expect from a silent peer", port: silent, opts: map[string]any{"expect": "^220 "}, timeout: short, want: probe.OutcomeServiceTimeout},
 		{name: "peer hangs up without a word", port: hangUp, opts: map[string]any{"expect": "^220 "}, timeout: long, want: probe.OutcomeProtocolError, msg: "without a word"},
 		{name: "flood without a match stops at 4 KiB", port: flood, opts: map[string]any{"expect": "never"}, timeout: long, want: probe.OutcomeProtocolError, msg: "first 4096 bytes"},
-		{name: "reset after accept", port: reset, opts: map[string]any{"expect": "x"}, timeout: long, want: probe.OutcomeRefused},
+		{name: "reset after accept", port: reset, opts: map[string]any{"expect": "x"}, timeout: long, want: probe.OutcomeProtocolError, msg: "connection reset"},
 		{name: "responder", port: respPort, opts: map[string]any{"responder": true}, timeout: long, want: probe.OutcomeOK, request: true},
 		{name: "responder wanted, SMTP answered", port: smtp, opts: map[string]any{"responder": true}, timeout: long, want: probe.OutcomeProtocolError, msg: "reached something other than the flowprobe responder"},
 		{name: "responder wanted, peer hangs up", port: hangUp, opts: map[string]any{"responder": true}, timeout: long, want: probe.OutcomeProtocolError, msg: "reached something other than the flowprobe responder"},
 		{name: "responder wanted, partial line then silence", port: mumble, opts: map[string]any{"responder": true}, timeout: short, want: probe.OutcomeProtocolError, msg: "reached something other than the flowprobe responder"},
-		{name: "responder wanted, silent peer", port: silent, opts: map[string]any{"responder": true}, timeout: short, want: probe.OutcomeTimeout},
+		{name: "responder wanted, silent peer", port: silent, opts: map[string]any{"responder": true}, timeout: short, want: probe.OutcomeServiceTimeout},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -184,8 +184,8 @@ func TestTCPCheckObeysContext(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 		r := tcpKind.Checker.Check(ctx, probe.Target{Host: "127.0.0.1", Port: silent, Options: decodeTCP(t, opts)})
 		cancel()
-		if r.Outcome != probe.OutcomeTimeout {
-			t.Errorf("%v: outcome %s, want timeout (%v)", opts, r.Outcome, r.Err)
+		if r.Outcome != probe.OutcomeServiceTimeout {
+			t.Errorf("%v: outcome %s, want service_timeout (%v)", opts, r.Outcome, r.Err)
 		}
 	}
 	// A context that is already over never connects.
@@ -210,8 +210,10 @@ func TestTCPCheckObeysCancel(t *testing.T) {
 		cancel()
 	}()
 	r := tcpKind.Checker.Check(ctx, probe.Target{Host: "127.0.0.1", Port: silent, Options: decodeTCP(t, map[string]any{"expect": "x"})})
-	if r.Outcome != probe.OutcomeTimeout {
-		t.Errorf("outcome %s, want timeout (%v)", r.Outcome, r.Err)
+	// The cancel may land before the dial returned (timeout) or during
+	// the read (service_timeout); either way the check returned.
+	if r.Outcome != probe.OutcomeServiceTimeout && r.Outcome != probe.OutcomeTimeout {
+		t.Errorf("outcome %s, want service_timeout or timeout (%v)", r.Outcome, r.Err)
 	}
 }
 
@@ -276,7 +278,7 @@ func BenchmarkTCPCheckDeadlineOvershoot(b *testing.B) {
 		r := tcpKind.Checker.Check(ctx, tg)
 		over += time.Since(start) - budget
 		cancel()
-		if r.Outcome != probe.OutcomeTimeout {
+		if r.Outcome != probe.OutcomeServiceTimeout {
 			b.Fatalf("outcome %s: %v", r.Outcome, r.Err)
 		}
 	}

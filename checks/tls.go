@@ -47,7 +47,7 @@ const (
 
 // TLSCheckOptions are the options of the tls check: the shared TLS
 // settings, inline (ca_file, cert_file, key_file, server_name,
-// insecure_skip_verify, min_version).
+// insecure_skip_verify, min_version, max_version).
 type TLSCheckOptions struct {
 	TLSOptions `yaml:",inline"`
 }

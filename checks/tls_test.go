@@ -162,6 +162,8 @@ func TestTLSCheck(t *testing.T) {
 	mtls.MaxVersion = tls.VersionTLS12 // so the refusal arrives within the handshake
 	tls12 := serverConfig(good)
 	tls12.MaxVersion = tls.VersionTLS12
+	tls13 := serverConfig(good)
+	tls13.MinVersion = tls.VersionTLS13
 
 	ca := map[string]any{"ca_file": pki.caFile}
 	with := func(extra map[string]any) map[string]any {
@@ -201,6 +203,12 @@ func TestTLSCheck(t *testing.T) {
 			reason: "the peer sent the alert: tls: protocol version not supported"},
 		{name: "TLS 1.2 server", server: tls12, opts: ca, want: probe.OutcomeOK, version: "TLS 1.2",
 			leafExpiry: good.Leaf.NotAfter, chainExpiry: pki.cert.NotAfter},
+		{name: "max_version caps a 1.2/1.3 server at 1.2", server: serverConfig(good), opts: with(map[string]any{"max_version": "TLS12"}), want: probe.OutcomeOK,
+			version: "TLS 1.2", leafExpiry: good.Leaf.NotAfter},
+		{name: "max_version below a 1.3-only server's", server: tls13, opts: with(map[string]any{"max_version": "tls12"}), want: probe.OutcomeTLSError,
+			reason: "the peer sent the alert: tls: protocol version not supported"},
+		{name: "min and max version pin 1.3", server: serverConfig(good), opts: with(map[string]any{"min_version": "TLS13", "max_version": "TLS13"}), want: probe.OutcomeOK,
+			version: "TLS 1.3"},
 		{name: "client certificate required, none given", server: mtls, opts: ca, want: probe.OutcomeTLSError,
 			reason: "the peer sent the alert: tls: handshake failure"},
 		{name: "client certificate given", server: mtls, opts: with(map[string]any{"cert_file": clientCert, "key_file": clientKey}), want: probe.OutcomeOK},
@@ -277,13 +285,13 @@ func TestTLSCheckNotTLSAndNetworkFailures(t *testing.T) {
 	}{
 		{"a banner instead of TLS", sshLike, probe.OutcomeProtocolError, "does not speak TLS"},
 		{"hang up during the handshake", hangUp, probe.OutcomeProtocolError, "closed the connection"},
-		{"silent peer", silent, probe.OutcomeTimeout, ""},
+		{"silent peer", silent, probe.OutcomeServiceTimeout, ""},
 		{"closed port", loopbackClosedTCPPort(t), probe.OutcomeRefused, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			timeout := 10 * time.Second
-			if tc.want == probe.OutcomeTimeout {
+			if tc.want == probe.OutcomeServiceTimeout {
 				timeout = 100 * time.Millisecond
 			}
 			r := probe.Run(t.Context(), tlsKind.Checker, probe.Target{Host: "127.0.0.1", Port: tc.port, Timeout: timeout})
@@ -300,6 +308,19 @@ func TestTLSCheckNotTLSAndNetworkFailures(t *testing.T) {
 func TestTLSOptionsDecode(t *testing.T) {
 	if _, err := Decode("tls", map[string]any{"min_version": "SSL3"}); err == nil || !strings.Contains(err.Error(), "min_version") {
 		t.Errorf("bad min_version: %v", err)
+	}
+	if _, err := Decode("tls", map[string]any{"max_version": "TLS14"}); err == nil || !strings.Contains(err.Error(), "max_version") {
+		t.Errorf("bad max_version: %v", err)
+	}
+	if _, err := Decode("tls", map[string]any{"min_version": "TLS13", "max_version": "TLS12"}); err == nil || !strings.Contains(err.Error(), "min_version TLS13 is above max_version TLS12") {
+		t.Errorf("min_version above max_version: %v", err)
+	}
+	// Every TLS option block takes it: http and ldap too.
+	if _, err := Decode("http", map[string]any{"tls": map[string]any{"min_version": "TLS13", "max_version": "TLS12"}}); err == nil {
+		t.Error("http: min_version above max_version was accepted")
+	}
+	if _, err := Decode("ldap", map[string]any{"mode": "ldaps", "tls": map[string]any{"max_version": "TLS12"}}); err != nil {
+		t.Errorf("ldap tls max_version: %v", err)
 	}
 	if _, err := Decode("tls", map[string]any{"ca_file": filepath.Join(t.TempDir(), "missing.pem")}); err == nil || !strings.Contains(err.Error(), "ca_file") {
 		t.Errorf("missing ca_file: %v", err)

@@ -18,6 +18,7 @@ type TLSOptions struct {
 	ServerName         string `yaml:"server_name"`
 	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
 	MinVersion         string `yaml:"min_version"` // TLS10, TLS11, TLS12, TLS13
+	MaxVersion         string `yaml:"max_version"` // TLS10, TLS11, TLS12, TLS13; not below min_version
 
 	config *tls.Config // built by Validate
 }
@@ -32,12 +33,10 @@ var tlsVersions = map[string]uint16{
 func (o *TLSOptions) Validate() error {
 	c := &tls.Config{InsecureSkipVerify: o.InsecureSkipVerify, ServerName: o.ServerName}
 	var errs []error
-	if o.MinVersion != "" {
-		v, ok := tlsVersions[strings.ToUpper(o.MinVersion)]
-		if !ok {
-			errs = append(errs, fmt.Errorf("min_version %q: want TLS10, TLS11, TLS12 or TLS13", o.MinVersion))
-		}
-		c.MinVersion = v
+	c.MinVersion, errs = tlsVersion("min_version", o.MinVersion, errs)
+	c.MaxVersion, errs = tlsVersion("max_version", o.MaxVersion, errs)
+	if c.MinVersion != 0 && c.MaxVersion != 0 && c.MinVersion > c.MaxVersion {
+		errs = append(errs, fmt.Errorf("min_version %s is above max_version %s", o.MinVersion, o.MaxVersion))
 	}
 	if o.CAFile != "" {
 		pem, err := os.ReadFile(o.CAFile)
@@ -65,6 +64,19 @@ func (o *TLSOptions) Validate() error {
 	}
 	o.config = c
 	return nil
+}
+
+// tlsVersion parses the version option key; "" is 0 (crypto/tls's
+// default). An error is appended to errs.
+func tlsVersion(key, s string, errs []error) (uint16, []error) {
+	if s == "" {
+		return 0, errs
+	}
+	v, ok := tlsVersions[strings.ToUpper(s)]
+	if !ok {
+		errs = append(errs, fmt.Errorf("%s %q: want TLS10, TLS11, TLS12 or TLS13", key, s))
+	}
+	return v, errs
 }
 
 // Config returns a tls.Config for host (used as SNI and for verification

@@ -66,6 +66,7 @@ func udpExchange(c interface {
 		}
 		return fmt.Errorf("read the answer: %w", err)
 	}
+	answered(r)
 	got := buf[:n]
 	isResponder := false
 	if nonce != "" {

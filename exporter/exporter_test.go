@@ -89,10 +89,12 @@ flowprobe_check_expect_deny{` + labels + `} 0
 # TYPE flowprobe_check_failures_total counter
 flowprobe_check_failures_total{` + before + `outcome="auth_error",` + after + `} 0
 flowprobe_check_failures_total{` + before + `outcome="dns_error",` + after + `} 0
+flowprobe_check_failures_total{` + before + `outcome="local_error",` + after + `} 0
 flowprobe_check_failures_total{` + before + `outcome="no_response",` + after + `} 0
 flowprobe_check_failures_total{` + before + `outcome="ok",` + after + `} 0
 flowprobe_check_failures_total{` + before + `outcome="protocol_error",` + after + `} 0
 flowprobe_check_failures_total{` + before + `outcome="refused",` + after + `} 0
+flowprobe_check_failures_total{` + before + `outcome="service_timeout",` + after + `} 0
 flowprobe_check_failures_total{` + before + `outcome="timeout",` + after + `} 1
 flowprobe_check_failures_total{` + before + `outcome="tls_error",` + after + `} 0
 flowprobe_check_failures_total{` + before + `outcome="unreachable",` + after + `} 0
@@ -103,10 +105,12 @@ flowprobe_check_last_run_timestamp_seconds{` + labels + `} 1.80000000025e+09
 # TYPE flowprobe_check_outcome gauge
 flowprobe_check_outcome{` + before + `outcome="auth_error",` + after + `} 0
 flowprobe_check_outcome{` + before + `outcome="dns_error",` + after + `} 0
+flowprobe_check_outcome{` + before + `outcome="local_error",` + after + `} 0
 flowprobe_check_outcome{` + before + `outcome="no_response",` + after + `} 0
 flowprobe_check_outcome{` + before + `outcome="ok",` + after + `} 0
 flowprobe_check_outcome{` + before + `outcome="protocol_error",` + after + `} 0
 flowprobe_check_outcome{` + before + `outcome="refused",` + after + `} 0
+flowprobe_check_outcome{` + before + `outcome="service_timeout",` + after + `} 0
 flowprobe_check_outcome{` + before + `outcome="timeout",` + after + `} 1
 flowprobe_check_outcome{` + before + `outcome="tls_error",` + after + `} 0
 flowprobe_check_outcome{` + before + `outcome="unreachable",` + after + `} 0

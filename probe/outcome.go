@@ -5,11 +5,16 @@ import (
 )
 
 // Outcome is the single verdict of one check run. Every run ends in exactly
-// one outcome, decided in one place (checks.Classify) from the error chain.
+// one outcome, decided in one place (checks.Classify) from the error chain
+// and the phase the run reached (Result.Connected). Path outcomes (timeout,
+// refused, unreachable) describe only what happened before the transport
+// connected; once it did, every failure is a service outcome
+// (service_timeout, protocol_error, tls_error, auth_error).
 type Outcome uint8
 
 // The outcomes of DESIGN.md. The zero value is OutcomeOK only by accident of
-// ordering; a Result always sets its outcome explicitly.
+// ordering; a Result always sets its outcome explicitly. New outcomes are
+// appended: the order is the metric contract's.
 const (
 	// OutcomeOK: the protocol answered as expected.
 	OutcomeOK Outcome = iota
@@ -31,32 +36,45 @@ const (
 	// OutcomeNoResponse: a UDP datagram went out and nothing came back
 	// (open or filtered).
 	OutcomeNoResponse
+	// OutcomeServiceTimeout: the transport connected (TCP established, or
+	// for UDP a first answer came), then the service did not finish before
+	// the deadline. The path is open: never a path verdict.
+	OutcomeServiceTimeout
+	// OutcomeLocalError: this machine could not run the check (no ICMP
+	// socket permission, a source address that is not local, no address
+	// of the wanted family, a secret unreadable at run time). It is no
+	// verdict about the network and fails whatever the expectation.
+	OutcomeLocalError
 
 	numOutcomes
 )
 
 var outcomeNames = [numOutcomes]string{
-	OutcomeOK:            "ok",
-	OutcomeTimeout:       "timeout",
-	OutcomeRefused:       "refused",
-	OutcomeUnreachable:   "unreachable",
-	OutcomeDNSError:      "dns_error",
-	OutcomeTLSError:      "tls_error",
-	OutcomeAuthError:     "auth_error",
-	OutcomeProtocolError: "protocol_error",
-	OutcomeNoResponse:    "no_response",
+	OutcomeOK:             "ok",
+	OutcomeTimeout:        "timeout",
+	OutcomeRefused:        "refused",
+	OutcomeUnreachable:    "unreachable",
+	OutcomeDNSError:       "dns_error",
+	OutcomeTLSError:       "tls_error",
+	OutcomeAuthError:      "auth_error",
+	OutcomeProtocolError:  "protocol_error",
+	OutcomeNoResponse:     "no_response",
+	OutcomeServiceTimeout: "service_timeout",
+	OutcomeLocalError:     "local_error",
 }
 
 var outcomeMeanings = [numOutcomes]string{
-	OutcomeOK:            "the protocol answered as expected",
-	OutcomeTimeout:       "no answer before the deadline: most often a firewall silently dropping the packets between here and there",
-	OutcomeRefused:       "the host answered but nothing listens on the port, or a firewall rejects it",
-	OutcomeUnreachable:   "an ICMP host/net unreachable or admin-prohibited came back: routing problem or a firewall REJECT",
-	OutcomeDNSError:      "the target name did not resolve",
-	OutcomeTLSError:      "the TLS handshake or the certificate failed (expired, wrong host, unknown CA, version)",
-	OutcomeAuthError:     "the path is open and the service answered, but it refused the credentials",
-	OutcomeProtocolError: "something answered, but not the expected protocol: a different service on the port?",
-	OutcomeNoResponse:    "the UDP datagram got no answer: the port is open or filtered, nothing proves which",
+	OutcomeOK:             "the protocol answered as expected",
+	OutcomeTimeout:        "no answer before the deadline: most often a firewall silently dropping the packets between here and there",
+	OutcomeRefused:        "the host answered but nothing listens on the port, or a firewall rejects it",
+	OutcomeUnreachable:    "an ICMP host/net unreachable or admin-prohibited came back: routing problem or a firewall REJECT",
+	OutcomeDNSError:       "the target name did not resolve",
+	OutcomeTLSError:       "the TLS handshake or the certificate failed (expired, wrong host, unknown CA, version)",
+	OutcomeAuthError:      "the path is open and the service answered, but it refused the credentials",
+	OutcomeProtocolError:  "something answered, but not the expected protocol: a different service on the port?",
+	OutcomeNoResponse:     "the UDP datagram got no answer: the port is open or filtered, nothing proves which",
+	OutcomeServiceTimeout: "the path is open and the service accepted the connection, but it did not finish before the deadline: a hung or overloaded service",
+	OutcomeLocalError:     "this machine could not run the check (permission, source address, address family, secret): no verdict about the network",
 }
 
 // Outcomes lists every outcome in a stable order (for one-hot metrics, docs

@@ -2,6 +2,8 @@ package probe
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 )
 
@@ -52,7 +54,22 @@ type Result struct {
 	Values map[string]float64
 	// Err is the wrapped error behind a failed outcome, nil on ok.
 	Err error
+	// Connected records the phase the run reached: the transport connected
+	// (a TCP connection was established, or for UDP a first answer came).
+	// Path outcomes (timeout, refused, unreachable) happen only before it;
+	// an expect: deny flow fails once it is true.
+	Connected bool
+	// Interrupted is true when the run was cancelled from outside (the
+	// parent context of Run was cancelled: Ctrl-C, shutdown, reload) before
+	// the check finished. Its outcome then says nothing about the flow:
+	// callers drop the run rather than store or count it; the CLI exits
+	// with 130. Err wraps ErrInterrupted.
+	Interrupted bool
 }
+
+// ErrInterrupted is wrapped by the error of an interrupted run (see
+// Result.Interrupted): errors.Is(r.Err, ErrInterrupted).
+var ErrInterrupted = errors.New("check interrupted")
 
 // SetDetail records a human-readable detail.
 func (r *Result) SetDetail(k, v string) {
@@ -93,7 +110,13 @@ func (f CheckerFunc) Check(ctx context.Context, t Target) Result { return f(ctx,
 // Run runs c against t under a deadline of t.Timeout (when non-zero) and
 // fills in the start time, the duration and the verdict against the target's
 // expectation.
+//
+// When ctx itself is cancelled (not merely past a deadline) before the
+// check succeeded, the run is interrupted: the result has Interrupted set,
+// Success false and an Err wrapping ErrInterrupted. An interrupted run is
+// no outcome of the flow; callers must not store or count it.
 func Run(ctx context.Context, c Checker, t Target) Result {
+	parent := ctx
 	if t.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, t.Timeout)
@@ -103,6 +126,12 @@ func Run(ctx context.Context, c Checker, t Target) Result {
 	r := c.Check(ctx, t)
 	r.Start = start
 	r.Duration = time.Since(start)
-	r.Success = t.Expect.Passes(r.Outcome)
+	if r.Outcome != OutcomeOK && errors.Is(parent.Err(), context.Canceled) {
+		r.Interrupted = true
+		r.Success = false
+		r.Err = fmt.Errorf("%w: %w", ErrInterrupted, errors.Join(r.Err, parent.Err()))
+		return r
+	}
+	r.Success = t.Expect.Passes(&r)
 	return r
 }

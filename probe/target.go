@@ -20,16 +20,25 @@ const (
 // Valid reports whether e is a known expectation ("" counts as allow).
 func (e Expect) Valid() bool { return e == "" || e == ExpectAllow || e == ExpectDeny }
 
-// Passes judges an outcome against the expectation. For allow only ok
-// passes. For deny the verdict is inverted by cause: a silent drop (timeout,
-// or no_response for UDP) or an ICMP unreachable proves the block, while an
-// answer or a refusal proves the packets reached the host, which is the
-// violation.
-func (e Expect) Passes(o Outcome) bool {
+// Passes judges a result against the expectation, by its outcome and the
+// phase it reached. For allow only ok passes. For deny only a blocked path
+// passes: no connection (r.Connected false) and a timeout (silent drop), an
+// ICMP unreachable, a refusal before connect (RST or ICMP port unreachable,
+// which a firewall REJECT sends too) or, for UDP, no_response. Any
+// connection is the violation, whatever happened after it. local_error
+// fails whatever the expectation: this machine could not run the check.
+func (e Expect) Passes(r *Result) bool {
 	if e == ExpectDeny {
-		return o == OutcomeTimeout || o == OutcomeUnreachable || o == OutcomeNoResponse
+		if r.Connected {
+			return false
+		}
+		switch r.Outcome {
+		case OutcomeTimeout, OutcomeUnreachable, OutcomeRefused, OutcomeNoResponse:
+			return true
+		}
+		return false
 	}
-	return o == OutcomeOK
+	return r.Outcome == OutcomeOK
 }
 
 // Target is one concrete check planned for a site: a flow bound to one

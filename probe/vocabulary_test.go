@@ -10,7 +10,7 @@ import (
 )
 
 func TestOutcomeNamesRoundTrip(t *testing.T) {
-	want := "ok timeout refused unreachable dns_error tls_error auth_error protocol_error no_response"
+	want := "ok timeout refused unreachable dns_error tls_error auth_error protocol_error no_response service_timeout local_error"
 	var names []string
 	for _, o := range Outcomes() {
 		names = append(names, o.String())
@@ -36,20 +36,24 @@ func TestOutcomeNamesRoundTrip(t *testing.T) {
 }
 
 // A flow that must pass passes only on ok. A flow that must be blocked
-// passes when the packets are dropped or rejected by ICMP, and fails when
-// anything on the host answered, a refusal included.
+// passes only when the path was blocked before any connection: a drop, an
+// ICMP unreachable, a refusal before connect, or UDP silence. Any
+// connection is the violation, and local_error fails either way.
 func TestExpectJudgesByCause(t *testing.T) {
 	allowPass := map[Outcome]bool{OutcomeOK: true}
-	denyPass := map[Outcome]bool{OutcomeTimeout: true, OutcomeUnreachable: true, OutcomeNoResponse: true}
+	denyPass := map[Outcome]bool{OutcomeTimeout: true, OutcomeUnreachable: true, OutcomeRefused: true, OutcomeNoResponse: true}
 	for _, o := range Outcomes() {
-		if got := ExpectAllow.Passes(o); got != allowPass[o] {
-			t.Errorf("allow, %s: passes=%v", o, got)
-		}
-		if got := Expect("").Passes(o); got != allowPass[o] {
-			t.Errorf("default expectation, %s: passes=%v", o, got)
-		}
-		if got := ExpectDeny.Passes(o); got != denyPass[o] {
-			t.Errorf("deny, %s: passes=%v", o, got)
+		for _, connected := range []bool{false, true} {
+			r := &Result{Outcome: o, Connected: connected}
+			if got := ExpectAllow.Passes(r); got != allowPass[o] {
+				t.Errorf("allow, %s, connected %v: passes=%v", o, connected, got)
+			}
+			if got := Expect("").Passes(r); got != allowPass[o] {
+				t.Errorf("default expectation, %s, connected %v: passes=%v", o, connected, got)
+			}
+			if got, want := ExpectDeny.Passes(r), denyPass[o] && !connected; got != want {
+				t.Errorf("deny, %s, connected %v: passes=%v, want %v", o, connected, got, want)
+			}
 		}
 	}
 }

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -15,7 +16,11 @@ import (
 // timeout even if every packet is dropped. progress, when not nil, is
 // called after each check with the target's index; calls never overlap, so
 // it may print without locking. If ctx ends first, the targets not started
-// yet report OutcomeTimeout with an error saying they did not run.
+// yet report OutcomeTimeout with an error saying they did not run. When ctx
+// is cancelled (Ctrl-C), the runs it cut short and the targets not started
+// yet are interrupted (probe.Result.Interrupted, an error wrapping
+// probe.ErrInterrupted): they say nothing about the flows, and the CLI
+// exits with 130 rather than report them.
 func (s *Scheduler) RunOnce(ctx context.Context, targets []probe.Target, progress func(i int, r probe.Result)) []probe.Result {
 	results := make([]probe.Result, len(targets))
 	if len(targets) == 0 {
@@ -76,6 +81,10 @@ func (s *Scheduler) runOne(ctx context.Context, set *settings, t probe.Target) p
 }
 
 func notRun(err error) probe.Result {
+	if errors.Is(err, context.Canceled) {
+		return probe.Result{Outcome: probe.OutcomeTimeout, Interrupted: true,
+			Err: fmt.Errorf("check not started: %w: %w", probe.ErrInterrupted, err)}
+	}
 	return probe.Result{Outcome: probe.OutcomeTimeout, Err: fmt.Errorf("check not started: %w", err)}
 }
 

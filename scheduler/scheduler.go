@@ -315,10 +315,13 @@ func (l *loop) run() {
 		if l.ctx.Err() != nil {
 			return // stopped mid-run: the result says nothing about the flow
 		}
-		l.record(r, set.cfg.FailuresBeforeDown)
+		if !r.Interrupted {
+			// An interrupted run is no outcome: neither stored nor counted.
+			l.record(r, set.cfg.FailuresBeforeDown)
+		}
 
 		now = s.clock.Now()
-		if fi := set.cfg.FailingInterval; !r.Success && fi > 0 && fi < interval {
+		if fi := set.cfg.FailingInterval; !r.Success && !r.Interrupted && fi > 0 && fi < interval {
 			base = base.Add(fi)
 			if base.Before(now) {
 				base = now

@@ -297,6 +297,48 @@ func TestRunOnceCancelledReportsNotRun(t *testing.T) {
 		if r.Success || r.Outcome != probe.OutcomeTimeout || !errors.Is(r.Err, context.Canceled) {
 			t.Errorf("result %+v, want a failed timeout wrapping context.Canceled", r)
 		}
+		if !r.Interrupted || !errors.Is(r.Err, probe.ErrInterrupted) {
+			t.Errorf("result %+v, want an interrupted run", r)
+		}
+	}
+}
+
+// An interrupted run (cancelled from outside) says nothing about the flow:
+// the daemon neither records nor counts it.
+func TestInterruptedRunIsDropped(t *testing.T) {
+	clock := newFakeClock(t0)
+	script := []probe.Result{
+		{Outcome: probe.OutcomeRefused},
+		{Outcome: probe.OutcomeTimeout, Interrupted: true, Err: probe.ErrInterrupted},
+		{Outcome: probe.OutcomeRefused},
+	}
+	var i int
+	checker := probe.CheckerFunc(func(context.Context, probe.Target) probe.Result {
+		r := script[min(i, len(script)-1)]
+		i++
+		return r
+	})
+	sink := newSink()
+	s := New(Config{FailuresBeforeDown: 3}, checker, Options{Clock: clock, Sink: sink})
+	s.Update([]probe.Target{target("t", "h")})
+	defer s.Close()
+	var failures []int
+	for range 2 {
+		clock.WaitArmed(t, 1)
+		clock.AdvanceToNext(t)
+		st := recv(t, sink.records)
+		if st.Result.Interrupted {
+			t.Fatalf("an interrupted run was recorded: %+v", st.Result)
+		}
+		failures = append(failures, st.ConsecutiveFailures)
+		if len(failures) == 1 {
+			// The interrupted run comes next; it records nothing.
+			clock.WaitArmed(t, 1)
+			clock.AdvanceToNext(t)
+		}
+	}
+	if !slices.Equal(failures, []int{1, 2}) {
+		t.Errorf("consecutive failures %v, want [1 2]: the interrupted run must not count", failures)
 	}
 }
 

@@ -35,7 +35,7 @@ func demoProduct() *probe.Product {
 			{Name: "monitor", Description: "this flowprobe instance"},
 			{Name: "web", Description: "web front end (a flowprobe responder)"},
 			{Name: "database", Description: "database server (nothing listens: refused)"},
-			{Name: "backup", Description: "backup server (accepts and stays silent: timeout, no_response)"},
+			{Name: "backup", Description: "backup server (accepts and stays silent: service_timeout, no_response)"},
 		},
 		Flows: []probe.Flow{
 			flow("web-https", "web", probe.TCP, 443, "storefront over HTTPS"),

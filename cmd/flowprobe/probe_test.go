@@ -90,14 +90,16 @@ func TestProbeText(t *testing.T) {
 			[]string{"✓ tcp " + tcpAddr + ": ok", "phases:  connect ", "request ", "  responder: true", "  responder_name: cli-test"}},
 		{"tcp refused", []string{"tcp", closed}, exitFailed,
 			[]string{"✗ tcp " + closed + ": refused in ", "  error:   connect: ", "connection refused", "  hint:    refused: " + probe.OutcomeRefused.Meaning()}},
-		{"refused is a violation of deny", []string{"tcp", closed, "--expect", "deny"}, exitFailed,
-			[]string{"✗ tcp " + closed + ": refused", "(expected to be blocked)"}},
+		{"refused before connect passes deny", []string{"tcp", closed, "--expect", "deny"}, exitOK,
+			[]string{"✓ tcp " + closed + ": refused", "(blocked, as expected)"}},
+		{"a connection is a violation of deny", []string{"tcp", tcpAddr, "--expect", "deny"}, exitFailed,
+			[]string{"✗ tcp " + tcpAddr + ": ok", "(expected to be blocked)"}},
 		{"udp responder", []string{"udp", udpAddr}, exitOK,
 			[]string{"✓ udp " + udpAddr + ": ok", "  responder: true"}},
 		{"udp silence passes deny", []string{"udp", silentUDP(t), "--expect", "deny", "--timeout", "50ms"}, exitOK,
 			[]string{": no_response in ", "(blocked, as expected)", "  reason: open or filtered"}},
 		{"-6 against an IPv4 literal", []string{"-6", "tcp", tcpAddr}, exitFailed,
-			[]string{"✗ tcp " + tcpAddr + ": dns_error"}},
+			[]string{"✗ tcp " + tcpAddr + ": local_error", "reason: " + probe.ReasonFamilyMismatch}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

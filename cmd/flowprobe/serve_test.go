@@ -143,7 +143,7 @@ func TestServeDemo(t *testing.T) {
 	_, metrics := httpDo(t, "GET", s.base+"/metrics")
 	want := map[string]string{ // flow -> outcome
 		"web-https": "ok", "web-api": "ok", "web-syslog": "ok",
-		"database": "refused", "backup-agent": "timeout", "backup-stream": "no_response",
+		"database": "refused", "backup-agent": "service_timeout", "backup-stream": "no_response",
 	}
 	for flow, outcome := range want {
 		st := seen[flow]
