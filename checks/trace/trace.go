@@ -154,11 +154,11 @@ type Hop struct {
 }
 
 // Answered reports whether anything came back.
-func (h Hop) Answered() bool { return h.Reply != ReplySilent }
+func (h Hop) Answered() bool { return h.Reply != "" && h.Reply != ReplySilent }
 
 // final reports whether the hop ends the trace: the destination or a
 // rejecting device answered.
-func (h Hop) final() bool { return h.Reply != ReplySilent && h.Reply != ReplyTimeExceeded }
+func (h Hop) final() bool { return h.Answered() && h.Reply != ReplyTimeExceeded }
 
 // Path is the hops of one trace with one kind of packet.
 type Path struct {
@@ -278,7 +278,9 @@ func (tr *Tracer) Run(ctx context.Context, req Request) (*Report, error) {
 		return nil, err
 	}
 	rep.Reached = rep.Flow.Reached
-	if !rep.Reached && req.Compare && req.Protocol != probe.ICMP {
+	// A reset that claims the destination's address may still come from a
+	// firewall on the way: the echo trace tells how far the destination is.
+	if (!rep.Reached || rep.Flow.last().Reply == ReplyReset) && req.Compare && req.Protocol != probe.ICMP {
 		if ep, err := tr.newProber(req, probe.ICMP, 0); err != nil {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("no ICMP echo comparison: %v", err))
 		} else {

@@ -59,7 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	c := &cli{app: app, stdout: stdout, stderr: stderr, actions: map[string]func(context.Context) int{}}
 	for _, add := range []func(*cli){
-		addServe, addCheck, addProbe, addCatalog, addPlan, addListen, addValidate, addVersion,
+		addServe, addCheck, addProbe, addTrace, addCatalog, addPlan, addListen, addValidate, addVersion,
 	} {
 		add(c)
 	}
