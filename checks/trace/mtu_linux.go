@@ -103,6 +103,7 @@ func (tr *Tracer) probeMTU(ctx context.Context, req Request, rep *Report) (*MTUR
 			if h.Reply != ReplyTimeExceeded {
 				break
 			}
+			h.TTL = ttl
 			res.BigReach = h
 		}
 		res.FirstFailing = hi
