@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/flowprobe/flowprobe/checks"
 	"github.com/flowprobe/flowprobe/probe/catalog"
@@ -26,6 +27,7 @@ type checkFlags struct {
 	progress     string
 	maxInFlight  int
 	perHost      int
+	trace        bool
 }
 
 // addCheck registers `flowprobe check`: the daemon's plan and checks, run
@@ -55,6 +57,7 @@ func addCheck(c *cli) {
 	cmd.Flag("output.file", "Write the report to this file instead of standard output.").StringVar(&f.outputFile)
 	cmd.Flag("fail-optional", "Let a failing optional flow fail the run too.").BoolVar(&f.failOptional)
 	cmd.Flag("progress", "Live progress on standard error: auto (when it is a terminal), always or never.").Default("auto").EnumVar(&f.progress, "auto", "always", "never")
+	cmd.Flag("trace", "Trace the path of every failed flow and show where it stops (text output).").BoolVar(&f.trace)
 	c.register(cmd, func(ctx context.Context) int { return runCheck(ctx, c, f) })
 }
 
@@ -101,6 +104,13 @@ func runCheck(ctx context.Context, c *cli, f *checkFlags) int {
 	if err := rep.Write(out, f.output); err != nil {
 		fmt.Fprintf(c.stderr, "flowprobe check: write report: %v\n", err)
 		return exitUsage
+	}
+	if f.trace && f.output == "text" {
+		traces, order := traceFailures(ctx, plan.Targets, results, time.Second)
+		if err := report.WriteTraces(out, traces, order); err != nil {
+			fmt.Fprintf(c.stderr, "flowprobe check: write traces: %v\n", err)
+			return exitUsage
+		}
 	}
 	if f.outputFile != "" || f.output != "text" {
 		// The summary line also goes to the terminal when the report

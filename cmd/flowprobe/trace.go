@@ -214,3 +214,45 @@ func traceView(rep *trace.Report, req trace.Request) report.Trace {
 	}
 	return v
 }
+
+// traceFailures traces the path of every failed allow flow among targets
+// (results in the same order), one after another, and returns the traces
+// by target ID in target order.
+func traceFailures(ctx context.Context, targets []probe.Target, results []probe.Result, hopTimeout time.Duration) (map[string]report.Trace, []string) {
+	traces := map[string]report.Trace{}
+	var order []string
+	tr := &trace.Tracer{}
+	for i, t := range targets {
+		r := results[i]
+		if r.Success || t.Expect == probe.ExpectDeny || r.Outcome == probe.OutcomeDNSError || r.Outcome.String() == "local_error" {
+			continue
+		}
+		req := trace.Request{Protocol: t.Protocol, Port: t.Port, HopTimeout: hopTimeout, Compare: true, Payload: udpPayload(t.Check)}
+		if o := r.Outcome.String(); o == "service_timeout" || o == "protocol_error" {
+			req.AfterConnect = o
+		}
+		if t.SourceAddress != "" {
+			req.Source, _ = netip.ParseAddr(t.SourceAddress)
+		}
+		dst, err := trace.Resolve(ctx, t.Host, t.IPFamily)
+		if err == nil {
+			req.Destination = dst
+			var rep *trace.Report
+			if rep, err = tr.Run(ctx, req); err == nil {
+				traces[t.ID] = traceView(rep, req)
+			}
+		}
+		if err != nil {
+			traces[t.ID] = report.TraceError(probeNameOf(t), t.Host, err)
+		}
+		order = append(order, t.ID)
+	}
+	return traces, order
+}
+
+func probeNameOf(t probe.Target) string {
+	if t.Protocol == probe.ICMP {
+		return "icmp echo"
+	}
+	return fmt.Sprintf("%s/%d", t.Protocol, t.Port)
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -87,5 +88,33 @@ func TestTraceUsageErrors(t *testing.T) {
 		if code != exitUsage || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tc.args, code, errOut, tc.want)
 		}
+	}
+}
+
+func TestTraceAfterCheck(t *testing.T) {
+	site, _, closed := checkSite(t, true)
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"check", "--config.file", site, "--trace", "--progress", "never"}, &stdout, &stderr)
+	if code != exitFailed {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitFailed, stderr.String())
+	}
+	out := stdout.String()
+	head, traces, ok := strings.Cut(out, "Where the failing flows stop:")
+	if !ok {
+		t.Fatalf("no trace section:\n%s", out)
+	}
+	if !strings.Contains(head, "app-closed") {
+		t.Errorf("the check report itself is missing:\n%s", head)
+	}
+	want := fmt.Sprintf("RST from the destination 127.0.0.1 at hop 1: the path is open, nothing listens on tcp/%d", closed)
+	if !strings.Contains(traces, want) || !strings.Contains(traces, "app-closed") || strings.Contains(traces, "app-open") {
+		t.Errorf("traces want only app-closed with %q:\n%s", want, traces)
+	}
+
+	// Without --trace the report is what it always was.
+	stdout.Reset()
+	run([]string{"check", "--config.file", site, "--progress", "never"}, &stdout, &stderr)
+	if strings.Contains(stdout.String(), "Where the failing flows stop") {
+		t.Errorf("traces without --trace:\n%s", stdout.String())
 	}
 }

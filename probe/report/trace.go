@@ -75,7 +75,8 @@ func writeTraceBody(ew *errWriter, t Trace, indent string) {
 			if h.RTTSeconds > 0 {
 				rtt = latency(time.Duration(h.RTTSeconds * float64(time.Second)))
 			}
-			ew.printf("%s  %3d  %-28s %-34s %s\n", indent, h.TTL, addr, what, strings.TrimSpace(rtt))
+			line := fmt.Sprintf("%s  %3d  %-28s %-34s %s", indent, h.TTL, Sanitize(addr), Sanitize(what), rtt)
+			ew.printf("%s\n", strings.TrimRight(line, " "))
 		}
 	}
 	for _, n := range t.Notes {
