@@ -13,6 +13,7 @@ import (
 	"github.com/flowprobe/flowprobe/checks"
 	"github.com/flowprobe/flowprobe/checks/trace"
 	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/catalog"
 	"github.com/flowprobe/flowprobe/probe/report"
 )
 
@@ -134,7 +135,7 @@ func flowPacket(what string) (probe.Protocol, int, []byte, error) {
 	if kind, ok := checks.Lookup(what); ok {
 		return kind.Transport, 0, udpPayload(what), nil
 	}
-	cat, err := probe.LoadCatalog()
+	cat, err := catalog.Load()
 	if err != nil {
 		return "", 0, nil, err
 	}
@@ -224,12 +225,12 @@ func traceFailures(ctx context.Context, targets []probe.Target, results []probe.
 	tr := &trace.Tracer{}
 	for i, t := range targets {
 		r := results[i]
-		if r.Success || t.Expect == probe.ExpectDeny || r.Outcome == probe.OutcomeDNSError || r.Outcome.String() == "local_error" {
+		if r.Success || t.Expect == probe.ExpectDeny || r.Outcome == probe.OutcomeDNSError || r.Outcome == probe.OutcomeLocalError {
 			continue
 		}
 		req := trace.Request{Protocol: t.Protocol, Port: t.Port, HopTimeout: hopTimeout, Compare: true, Payload: udpPayload(t.Check)}
-		if o := r.Outcome.String(); o == "service_timeout" || o == "protocol_error" {
-			req.AfterConnect = o
+		if r.Outcome == probe.OutcomeServiceTimeout || r.Outcome == probe.OutcomeProtocolError {
+			req.AfterConnect = r.Outcome.String()
 		}
 		if t.SourceAddress != "" {
 			req.Source, _ = netip.ParseAddr(t.SourceAddress)
