@@ -382,3 +382,80 @@ func TestPackageDeb(t *testing.T) {
 		t.Error("the flowprobe user or group is left after purge")
 	}
 }
+
+// cpioFile returns the content of one file of a newc cpio archive, the
+// payload rpm2cpio writes.
+func cpioFile(t *testing.T, archive []byte, name string) string {
+	t.Helper()
+	for off := 0; off+110 <= len(archive); {
+		h := archive[off : off+110]
+		if string(h[:6]) != "070701" {
+			t.Fatalf("cpio: bad magic at %d", off)
+		}
+		field := func(i int) int {
+			v, err := strconv.ParseUint(string(h[6+8*i:14+8*i]), 16, 32)
+			if err != nil {
+				t.Fatalf("cpio header: %v", err)
+			}
+			return int(v)
+		}
+		size, nameSize := field(6), field(11)
+		pad4 := func(n int) int { return (n + 3) &^ 3 }
+		n := string(archive[off+110 : off+110+nameSize-1])
+		data := pad4(off + 110 + nameSize)
+		if n == name || n == "."+name {
+			return string(archive[data : data+size])
+		}
+		if n == "TRAILER!!!" {
+			break
+		}
+		off = pad4(data + size)
+	}
+	t.Fatalf("%s not in the payload", name)
+	return ""
+}
+
+// TestPackageRPM builds the rpm and reads it with rpm itself: the files and
+// their modes, the config files marked noreplace, the scripts that create
+// the user and enable nothing, and a unit that reads /etc/sysconfig.
+func TestPackageRPM(t *testing.T) {
+	if _, err := exec.LookPath("rpm"); err != nil {
+		t.Fatal("rpm not found: deploy/testlab/lab.sh install provides it")
+	}
+	pkg := buildPackage(t, "rpm", "0.0.1")
+	files := runOK(t, "rpm", "-qp", "--qf", `[%{FILEFLAGS:fflags} %{FILEMODES:perms} %{FILEUSERNAME} %{FILENAMES}\n]`, pkg)
+	for _, want := range []string{
+		" -rwxr-xr-x root /usr/bin/flowprobe\n",
+		" -rw-r--r-- root /usr/lib/systemd/system/flowprobe.service\n",
+		"cn -rw-r--r-- root /etc/flowprobe/flowprobe.yml\n",
+		"cn -rw-r--r-- root /etc/sysconfig/flowprobe\n",
+	} {
+		if !strings.Contains(files, want) {
+			t.Errorf("rpm file list lacks %q:\n%s", strings.TrimSpace(want), files)
+		}
+	}
+	if strings.Contains(files, "/etc/default/") {
+		t.Errorf("rpm ships Debian's /etc/default:\n%s", files)
+	}
+	if v := runOK(t, "rpm", "-qp", "--qf", "%{NAME} %{VERSION}-%{RELEASE} %{ARCH}", pkg); v != "flowprobe 0.0.1-1 x86_64" && v != "flowprobe 0.0.1-1 aarch64" {
+		t.Errorf("rpm metadata %q", v)
+	}
+	scripts := runOK(t, "rpm", "-qp", "--scripts", pkg)
+	if !strings.Contains(scripts, "useradd --system") || strings.Contains(scripts, "enable --now flowprobe.service") ||
+		!strings.Contains(scripts, "systemctl enable --now flowprobe\"") {
+		t.Errorf("rpm scripts: want useradd, and the enable command printed, not run:\n%s", scripts)
+	}
+	// Debian's rpm2cpio writes the whole payload and still exits 1 on
+	// these packages; the archive's own trailer says it is complete.
+	payload, err := exec.Command("rpm2cpio", pkg).Output()
+	if len(payload) == 0 || !bytes.Contains(payload[max(0, len(payload)-512):], []byte("TRAILER!!!")) {
+		t.Fatalf("rpm2cpio: %v (%d bytes, no trailer)", err, len(payload))
+	}
+	unit := cpioFile(t, payload, "/usr/lib/systemd/system/flowprobe.service")
+	for _, want := range []string{"\nEnvironmentFile=/etc/sysconfig/flowprobe\n", "\nExecStart=/usr/bin/flowprobe serve $FLOWPROBE_ARGS\n",
+		"\nUser=flowprobe\n", "\nAmbientCapabilities=CAP_NET_RAW\n"} {
+		if !strings.Contains(unit, want) {
+			t.Errorf("rpm's unit lacks %q:\n%s", strings.TrimSpace(want), unit)
+		}
+	}
+}
