@@ -17,7 +17,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/flowprobe/flowprobe/checks"
-	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/catalog"
+	"github.com/flowprobe/flowprobe/probe/site"
 )
 
 const chartDir = "helm/flowprobe"
@@ -110,7 +111,7 @@ func checkFlowprobePod(t *testing.T, what string, w map[string]any, mounts map[s
 	for _, a := range fp["args"].([]any) {
 		args = append(args, a.(string))
 	}
-	if args[0] != "serve" || !slices.Contains(args, "--config.file=/etc/flowprobe/flowprobe.yml") {
+	if args[0] != "serve" || !slices.Contains(args, "--config.file=/etc/flowprobe/flowprobe.yml") || !slices.Contains(args, "--web.enable-lifecycle") {
 		t.Errorf("%s: args %v", what, args)
 	}
 	volumes := map[string]string{}
@@ -181,15 +182,15 @@ func checkSiteConfig(t *testing.T, cm map[string]any, want map[string]any) {
 	if err := yaml.Unmarshal([]byte(cfg), &got); err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("ConfigMap's flowprobe.yml is not the values' config (%v):\n%s", err, cfg)
 	}
-	c, err := probe.ParseConfig("chart#flowprobe.yml", []byte(cfg))
+	c, err := site.ParseConfig("chart#flowprobe.yml", []byte(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cat, err := probe.LoadCatalog()
+	cat, err := catalog.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if plan, err := probe.Plan(cat, c, checks.Binder{}); err != nil || len(plan.Targets) == 0 {
+	if plan, err := site.Plan(cat, c, checks.Binder{}); err != nil || len(plan.Targets) == 0 {
 		t.Errorf("the chart's site config plans no target: %v", err)
 	}
 }

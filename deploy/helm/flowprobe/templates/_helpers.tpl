@@ -48,6 +48,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
     - --config.file=/etc/flowprobe/flowprobe.yml
     - --web.listen-address=:{{ .Values.port }}
     - --log.level={{ .Values.logLevel }}
+    {{- if .Values.enableLifecycle }}
+    - --web.enable-lifecycle
+    {{- end }}
     {{- if .Values.webConfig.existingSecret }}
     - --web.config.file=/etc/flowprobe/web/{{ .Values.webConfig.key }}
     {{- end }}
