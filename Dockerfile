@@ -10,6 +10,10 @@ ARG ARCH="amd64"
 LABEL org.opencontainers.image.title="flowprobe" \
       org.opencontainers.image.description="Proves that the network flows a product needs really pass; Prometheus exporter" \
       org.opencontainers.image.source="https://github.com/flowprobe/flowprobe"
+# `make image` stages the files below in .build/. From a clean checkout,
+# `docker build .` stops at the next line with ".build/run-make-image-first:
+# not found": run `make image-context` (or `make image`) first.
+COPY .build/run-make-image-first /etc/flowprobe-build
 COPY .build/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY .build/${OS}-${ARCH}/flowprobe /bin/flowprobe
 COPY deploy/examples/sios-lifekeeper.yml /etc/flowprobe/flowprobe.yml

@@ -17,7 +17,11 @@ LDFLAGS := -s -w \
 	-X $(VERSION_PKG).BuildUser=$(BUILD_USER) \
 	-X $(VERSION_PKG).BuildDate=$(BUILD_DATE)
 
-.PHONY: all build test cross image clean
+.PHONY: all build test cross static image image-context packages deb rpm clean
+
+# Packages are written here; the packager is deploy/package (its own Go
+# module, so nfpm stays out of the daemon's go.mod).
+PKG_DIR     ?= .build/packages
 
 all: build
 
@@ -36,16 +40,31 @@ cross:
 			-o .build/linux-$$arch/flowprobe ./cmd/flowprobe || exit 1; \
 	done
 
-## image: the container image (podman or buildah; no registry needed, it starts from scratch)
-image:
+## static: the static binary for OS/ARCH at .build/OS-ARCH/flowprobe
+static:
 	CGO_ENABLED=0 GOOS=$(OS) GOARCH=$(ARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' \
 		-o .build/$(OS)-$(ARCH)/flowprobe ./cmd/flowprobe
+
+## image-context: what the Dockerfile copies from .build/ (then `docker build .` works too)
+image-context: static
 	cp /etc/ssl/certs/ca-certificates.crt .build/ca-certificates.crt
+	printf 'flowprobe %s (%s), staged by make image\n' '$(VERSION)' '$(REVISION)' >.build/run-make-image-first
+
+## image: the container image (podman or buildah; no registry needed, it starts from scratch)
+image: image-context
 	if command -v podman >/dev/null; then \
 		podman build --build-arg OS=$(OS) --build-arg ARCH=$(ARCH) -t $(IMAGE) . ; \
 	else \
 		buildah bud --build-arg OS=$(OS) --build-arg ARCH=$(ARCH) -t $(IMAGE) . ; \
 	fi
+
+## packages: deb and rpm under $(PKG_DIR) (nfpm; see deploy/package)
+packages: deb rpm
+
+## deb, rpm: one package each, built from .build/OS-ARCH/flowprobe
+deb rpm: static
+	cd deploy/package && $(GO) run . --format $@ --version $(VERSION) --arch $(ARCH) \
+		--binary $(abspath .build/$(OS)-$(ARCH)/flowprobe) --out $(abspath $(PKG_DIR))
 
 clean:
 	rm -rf .build flowprobe

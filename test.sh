@@ -13,6 +13,11 @@ if [ -n "$unformatted" ]; then echo "gofmt would change:"; echo "$unformatted"; 
 step "go vet"
 go vet ./...
 go vet -tags lab ./...
+# The deb/rpm builder is a module of its own (nfpm stays out of go.mod).
+(cd deploy/package && go vet ./...)
+
+step "helm (built once into .build/, for the chart tests)"
+deploy/helm/helm.sh version --short
 
 race=()
 if command -v gcc >/dev/null 2>&1; then race=(-race); fi
@@ -45,4 +50,6 @@ fi
 deploy/testlab/lab.sh up
 
 step "integration tests"
+# deploy/ includes the packages (dpkg -i, upgrade, purge; rpm read by rpm)
+# and the image started from its own filesystem.
 go test -tags lab -count=1 -p 1 ./...

@@ -3,18 +3,30 @@
 package deploy_test
 
 import (
+	"bufio"
 	"debug/elf"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestImage builds the container image the way a user does (`make image`,
 // with buildah or podman from Debian; the image starts from scratch, so no
-// registry is needed) and inspects what it promises: a non-root user,
-// flowprobe as the entrypoint, the default port, and a static binary.
+// registry is needed), inspects what it promises (a non-root user,
+// flowprobe as the entrypoint, the default port, a static binary) and then
+// starts it (runImage).
 func TestImage(t *testing.T) {
 	tool := "buildah"
 	if _, err := exec.LookPath("podman"); err == nil {
@@ -91,6 +103,109 @@ func TestImage(t *testing.T) {
 	if libs, _ := f.ImportedLibraries(); len(libs) > 0 {
 		t.Errorf("%s needs shared libraries %v", bin, libs)
 	}
+
+	runImage(t, image, cfg.Entrypoint, cfg.Cmd)
+}
+
+// runImage starts the image's own entrypoint from its mounted filesystem,
+// as its user (65534) in a network namespace of its own with only
+// loopback: `version`, `validate` of the default config, then the default
+// command, which must answer /-/healthy and /metrics. A missing file, a
+// dynamic binary or a default config that does not load fails here.
+func runImage(t *testing.T, image string, entrypoint, cmd []string) {
+	ctr, err := exec.Command("buildah", "from", image).Output()
+	if err != nil {
+		t.Fatalf("buildah from %s: %v", image, err)
+	}
+	name := strings.TrimSpace(string(ctr))
+	t.Cleanup(func() { exec.Command("buildah", "rm", name).Run() })
+	mnt, err := exec.Command("buildah", "mount", name).Output()
+	if err != nil {
+		t.Fatalf("buildah mount: %v", err)
+	}
+	root := strings.TrimSpace(string(mnt))
+	t.Cleanup(func() { exec.Command("buildah", "umount", name).Run() })
+
+	// in runs args in the image's root as 65534, in a new network
+	// namespace whose loopback is up.
+	in := func(args ...string) *exec.Cmd {
+		return exec.Command("unshare", append([]string{"--net", "--", "sh", "-ec",
+			`ip link set lo up; root=$1; shift; exec chroot --userspec=65534:65534 "$root" "$@"`, "sh", root}, args...)...)
+	}
+	if out, err := in(append(entrypoint, "version")...).CombinedOutput(); err != nil || !strings.Contains(string(out), "flowprobe") {
+		t.Errorf("%v version: %v\n%s", entrypoint, err, out)
+	}
+	var config string
+	for _, a := range cmd {
+		if c, ok := strings.CutPrefix(a, "--config.file="); ok {
+			config = c
+		}
+	}
+	if out, err := in(append(entrypoint, "validate", config)...).CombinedOutput(); err != nil {
+		t.Errorf("%v validate %s: %v\n%s", entrypoint, config, err, out)
+	}
+
+	serve := in(append(entrypoint, cmd...)...)
+	startServe(t, serve)
+	// unshare, sh and chroot exec one another: the pid is flowprobe's, and
+	// so is the network namespace.
+	if st := procStatus(t, serve.Process.Pid); strings.Fields(st["Uid"])[0] != "65534" {
+		t.Errorf("serve runs as uid %s, want 65534", st["Uid"])
+	}
+	for path, want := range map[string]string{"/-/healthy": "", "/metrics": "flowprobe_build_info{"} {
+		body := getInNetns(t, serve.Process.Pid, "127.0.0.1:9871", path)
+		if !strings.Contains(body, want) {
+			t.Errorf("GET %s in the image's namespace: no %q in\n%.1000s", path, want, body)
+		}
+	}
+}
+
+// getInNetns sends GET path to addr from inside the network namespace of
+// process pid, and returns the body of a 200 answer. The socket is made on
+// a thread that joined the namespace and never leaves it: the goroutine
+// ends locked, so Go retires the thread.
+func getInNetns(t *testing.T, pid int, addr, path string) string {
+	t.Helper()
+	type result struct {
+		body string
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		ch <- func() result {
+			ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
+			if err != nil {
+				return result{err: err}
+			}
+			defer ns.Close()
+			if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+				return result{err: fmt.Errorf("setns: %w", err)}
+			}
+			conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				return result{err: err}
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, addr)
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				return result{err: err}
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			if err == nil && resp.StatusCode != http.StatusOK {
+				err = fmt.Errorf("%s", resp.Status)
+			}
+			return result{string(b), err}
+		}()
+	}()
+	r := <-ch
+	if r.err != nil {
+		t.Fatalf("GET %s%s in pid %d's network namespace: %v", addr, path, pid, r.err)
+	}
+	return r.body
 }
 
 func goarch(t *testing.T) string {

@@ -30,8 +30,9 @@ PACKAGES=(
 	iproute2 iptables procps iputils-ping openssl socat
 	nginx chrony dnsmasq-base bind9-dnsutils slapd ldap-utils snmpd snmp
 	tgt libiscsi-bin openssh-server prometheus
-	# Beyond the servers: the image build and the status page in a browser.
-	make buildah chromium fonts-dejavu-core systemd
+	# Beyond the servers: the image build, the status page in a browser, rpm
+	# to read the built rpm.
+	make buildah chromium fonts-dejavu-core systemd rpm
 )
 
 say() { printf 'lab: %s\n' "$*"; }
