@@ -49,6 +49,7 @@ type Store struct {
 	entries map[string]*Entry
 	armed   bool // SetTargets was called
 	ready   bool // latched: every target of a set finished a run
+	hist    history
 }
 
 // NewStore returns an empty store; it is not ready until SetTargets was
@@ -73,6 +74,7 @@ func (s *Store) SetTargets(ts []probe.Target) {
 		next[t.ID] = &Entry{Target: t, Failures: make([]uint64, len(probe.Outcomes())), labels: &labelCache{}}
 	}
 	s.entries = next
+	s.hist.keep(next)
 	s.armed = true
 	s.updateReadyLocked()
 }
@@ -92,6 +94,7 @@ func (s *Store) Record(r Record) {
 	e.Up = r.Up
 	e.ConsecutiveFailures = r.ConsecutiveFailures
 	e.Runs++
+	s.hist.add(r)
 	if !r.Result.Success && int(r.Result.Outcome) < len(e.Failures) {
 		e.Failures[r.Result.Outcome]++
 	}

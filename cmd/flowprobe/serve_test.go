@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/exporter-toolkit/web"
 
+	"github.com/flowprobe/flowprobe/probe"
 	"github.com/flowprobe/flowprobe/scheduler"
 )
 
@@ -125,54 +126,93 @@ func TestServeDemo(t *testing.T) {
 	if notReady != "Not ready: 0 of 0 targets finished their first run.\n" {
 		t.Errorf("/-/ready before scheduling = %q", notReady)
 	}
-	// Every demo flow finishes a first run within an interval and a timeout.
-	seen := map[string]scheduler.Status{}
+	// The demo plans the same targets every time; a second instance of its
+	// peers tells how many.
+	d, err := startDemo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, plan, err := d.plan()
+	d.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every demo target finishes a first run within an interval and a timeout.
+	seen := map[string]scheduler.Status{} // host flow -> status
 	failsafe := time.After(2 * (demoInterval + demoTimeout))
-	for len(seen) < len(demoProduct().Flows) {
+	for len(seen) < len(plan.Targets) {
 		select {
 		case st := <-s.recorded:
-			seen[st.Target.Flow] = st
+			seen[st.Target.Host+" "+st.Target.Flow] = st
 		case <-failsafe:
-			t.Fatalf("only %d demo flows ran: %v\n%s", len(seen), seen, s.logs)
+			t.Fatalf("only %d of %d demo targets ran: %v\n%s", len(seen), len(plan.Targets), seen, s.logs)
 		}
 	}
 	if code, body := httpDo(t, "GET", s.base+"/-/ready"); code != 200 || body != "Ready.\n" {
 		t.Fatalf("/-/ready after the first round = %d %q", code, body)
 	}
 
-	_, metrics := httpDo(t, "GET", s.base+"/metrics")
-	want := map[string]string{ // flow -> outcome
-		"web-https": "ok", "web-api": "ok", "web-syslog": "ok",
-		"database": "refused", "backup-agent": "service_timeout", "backup-stream": "no_response",
+	// node-a answers everything; node-b is half installed; the GUI client
+	// has a silent UDP peer and an open port that must be blocked.
+	want := map[string]string{ // host flow -> outcome; every other target is ok
+		"127.0.0.3 lkpolicy":         "service_timeout",
+		"127.0.0.3 data-replication": "refused",
+		"127.0.0.4 demo-status-udp":  "no_response",
+		"127.0.0.4 demo-telnet-deny": "ok",
 	}
-	for flow, outcome := range want {
-		st := seen[flow]
-		if st.Result.Outcome.String() != outcome {
-			t.Errorf("demo flow %s: %v (%v), want %s", flow, st.Result.Outcome, st.Result.Err, outcome)
+	_, metrics := httpDo(t, "GET", s.base+"/metrics")
+	hosts := map[string]bool{}
+	for key, st := range seen {
+		hosts[st.Target.Host] = true
+		outcome, success := want[key], "0"
+		switch {
+		case st.Target.Check == "icmp":
+			// Without a ping socket or CAP_NET_RAW, local_error is the
+			// true outcome.
+			if outcome = st.Result.Outcome.String(); outcome != "ok" && outcome != "local_error" {
+				t.Errorf("demo target %s: %v (%v), want ok or local_error", key, outcome, st.Result.Err)
+			}
+		case outcome == "":
+			outcome = "ok"
 		}
-		success := "0"
-		if outcome == "ok" {
+		if st.Result.Outcome.String() != outcome {
+			t.Errorf("demo target %s: %v (%v), want %s", key, st.Result.Outcome, st.Result.Err, outcome)
+		}
+		if st.Result.Success != (outcome == "ok" && st.Target.Expect != probe.ExpectDeny) {
+			t.Errorf("demo target %s: success %v", key, st.Result.Success)
+		}
+		if st.Result.Success {
 			success = "1"
 		}
-		series := fmt.Sprintf(`flowprobe_check_success{check="%s",destination="%s",flow="%s",port="%d",product="demo-shop",protocol="%s",site="demo",source="monitor",target="%s"} %s`,
-			st.Target.Check, st.Target.Destination, flow, st.Target.Port, st.Target.Protocol, st.Target.Address(), success)
+		if st.Target.Port < 1024 && st.Target.Protocol != probe.ICMP {
+			t.Errorf("demo target %s probes the privileged port %d", key, st.Target.Port)
+		}
+		port := ""
+		if st.Target.Port != 0 {
+			port = fmt.Sprint(st.Target.Port)
+		}
+		series := fmt.Sprintf(`flowprobe_check_success{check="%s",destination="%s",flow="%s",port="%s",product="sios-lifekeeper",protocol="%s",site="demo",source="%s",target="%s"} %s`,
+			st.Target.Check, st.Target.Destination, st.Target.Flow, port, st.Target.Protocol, st.Target.Source, st.Target.Address(), success)
 		if !strings.Contains(metrics, series+"\n") {
 			t.Errorf("/metrics lacks %s", series)
 		}
-		if flow == "web-https" && st.Result.Details["responder"] != "true" {
-			t.Errorf("web-https details %v, want the responder's", st.Result.Details)
+		if key == "127.0.0.2 comm-path" && st.Result.Details["responder"] != "true" {
+			t.Errorf("comm-path details %v, want the responder's", st.Result.Details)
 		}
 	}
-	for _, m := range []string{"flowprobe_build_info{", "flowprobe_targets{site=\"demo\"} 6\n", "flowprobe_config_last_reload_successful{site=\"demo\"} 1\n", "flowprobe_scheduler_lag_seconds_count{site=\"demo\"}"} {
+	if len(hosts) != len(demoHosts) {
+		t.Errorf("demo probes the hosts %v, want the %d of demoHosts", hosts, len(demoHosts))
+	}
+	for _, m := range []string{"flowprobe_build_info{", fmt.Sprintf("flowprobe_targets{site=\"demo\"} %d\n", len(plan.Targets)), "flowprobe_config_last_reload_successful{site=\"demo\"} 1\n", "flowprobe_scheduler_lag_seconds_count{site=\"demo\"}"} {
 		if !strings.Contains(metrics, m) {
 			t.Errorf("/metrics lacks %s", m)
 		}
 	}
-	if _, page := httpDo(t, "GET", s.base+"/"); !strings.Contains(page, "<h2>demo-shop") || !strings.Contains(page, "monitor → database") {
-		t.Errorf("status page lacks the demo's flow matrix:\n%s", page)
+	if _, page := httpDo(t, "GET", s.base+"/"); !strings.Contains(page, "<h2>sios-lifekeeper") || !strings.Contains(page, "node → node") || !strings.Contains(page, `class="flowmap"`) {
+		t.Errorf("status page lacks the demo's flow matrix or map:\n%s", page)
 	}
-	if logs := s.logs.String(); !strings.Contains(logs, `msg="Status page" url=`+s.base+"/") || !strings.Contains(logs, `msg="Flow down" flow=demo-shop/database`) {
-		t.Errorf("logs lack the status page URL or the database flow going down:\n%s", logs)
+	if logs := s.logs.String(); !strings.Contains(logs, `msg="Status page" url=`+s.base+"/") || !strings.Contains(logs, `msg="Flow down" flow=sios-lifekeeper/data-replication`) {
+		t.Errorf("logs lack the status page URL or the data-replication flow going down:\n%s", logs)
 	}
 }
 
