@@ -316,14 +316,14 @@ func TestResultsAPIAndStatusPage(t *testing.T) {
 	}
 	for _, want := range []string{
 		"<h2>sios-lifekeeper", "node → node", "node → directory", "192.0.2.7/icmp", "dc1.example.org:636/tcp",
-		`<tr class="down">`, `<tr class="pending">`, "timeout", "5000.0 ms", "40s ago",
+		`<tr class="down"`, `<tr class="pending"`, "timeout", "5000.0 ms", "40s ago",
 		"read ip4 &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;", `name="viewport"`, `http-equiv="refresh"`,
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("status page lacks %q", want)
 		}
 	}
-	if strings.Contains(page, "<script>") {
+	if strings.Contains(page, "<script>alert") {
 		t.Error("status page carries an unescaped <script>")
 	}
 	if c, _, _ := get(t, h, "GET", "/nothing-here"); c != 404 {

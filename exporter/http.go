@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,13 +18,13 @@ import (
 	"github.com/flowprobe/flowprobe/probe/report"
 )
 
-//go:embed templates/status.html
+//go:embed templates/*.html
 var templateFS embed.FS
 
 var statusTemplate = template.Must(template.New("status.html").Funcs(template.FuncMap{
 	"ms":  func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) },
 	"age": age,
-}).ParseFS(templateFS, "templates/status.html"))
+}).ParseFS(templateFS, "templates/*.html"))
 
 // OpenPaths are the routes a liveness or readiness probe calls. They reveal
 // nothing but whether the process serves and has run its checks, so they
@@ -46,6 +47,9 @@ type HandlerOptions struct {
 	RefreshSeconds int
 	// Now is the clock of the status page's "ago" column; nil is time.Now.
 	Now func() time.Time
+	// Flows describes a flow on the status page (its purpose and the
+	// vendor's ports); nil leaves that out.
+	Flows func(product, flow string) FlowInfo
 }
 
 // Handler returns the HTTP routes of `flowprobe serve`:
@@ -113,9 +117,9 @@ func (e *Exporter) Handler(o HandlerOptions) http.Handler {
 			e.log.Debug("Writing results failed", "err", err)
 		}
 	})
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		if err := statusTemplate.Execute(w, e.statusPage(o.Now(), o.RefreshSeconds)); err != nil {
+		if err := statusTemplate.Execute(w, e.statusPage(o.Now(), o.RefreshSeconds, parseFilter(r.URL.Query()), o.Flows)); err != nil {
 			e.log.Debug("Writing the status page failed", "err", err)
 		}
 	})
@@ -129,6 +133,9 @@ type Result struct {
 	report.Result
 	Up                  bool `json:"up"`
 	ConsecutiveFailures int  `json:"consecutive_failures"`
+	// History are the target's recent runs, oldest first (at most
+	// HistoryLength).
+	History []HistoryPoint `json:"history"`
 }
 
 // results lists the targets that finished a run, in Snapshot order.
@@ -137,7 +144,8 @@ func (e *Exporter) results() []Result {
 	out := make([]Result, 0, len(snap))
 	for _, en := range snap {
 		if en.HasResult {
-			out = append(out, Result{Result: report.NewResult(en.Target, en.Result), Up: en.Up, ConsecutiveFailures: en.ConsecutiveFailures})
+			out = append(out, Result{Result: report.NewResult(en.Target, en.Result), Up: en.Up, ConsecutiveFailures: en.ConsecutiveFailures,
+				History: e.store.History(en.Target.ID)})
 		}
 	}
 	return out
@@ -152,12 +160,19 @@ type (
 		Products           []productView
 		NoTargets, Ready   bool
 		Done, TotalTargets int
+		// The flow map, filters and site line: statusview.go.
+		Site        siteView
+		Filter      statusFilter
+		AllProducts []string
+		AllRoles    []string
+		Maps        []flowMapView
 	}
 	productView struct {
 		Name  string
 		Up    int
 		Total int
 		Pairs []pairView
+		Map   flowMapView // statusview.go
 	}
 	pairView struct {
 		Source, Destination string
@@ -175,33 +190,24 @@ type (
 		Error                         string
 		Responder                     bool
 		Failures                      int
+		// Anchor is the row's id; Hint says in plain words what a failing
+		// outcome usually means here; History is the strip of recent runs;
+		// Info comes from the catalog.
+		Anchor  string
+		Hint    string
+		History historyView
+		Info    FlowInfo
 	}
 )
 
-func (e *Exporter) statusPage(now time.Time, refresh int) statusPage {
+func (e *Exporter) statusPage(now time.Time, refresh int, filter statusFilter, info func(product, flow string) FlowInfo) statusPage {
 	snap := e.store.Snapshot()
 	ready, done, total := e.store.Ready()
-	page := statusPage{Refresh: refresh, Generated: now.Format(time.RFC3339), NoTargets: len(snap) == 0, Ready: ready, Done: done, TotalTargets: total}
+	page := statusPage{Refresh: refresh, Generated: now.Format(time.RFC3339), NoTargets: len(snap) == 0, Ready: ready, Done: done, TotalTargets: total,
+		Site: e.siteView(now), Filter: filter}
 	for _, en := range snap {
 		t := en.Target
-		if n := len(page.Products); n == 0 || page.Products[n-1].Name != t.Product {
-			page.Products = append(page.Products, productView{Name: t.Product})
-		}
-		pv := &page.Products[len(page.Products)-1]
-		pv.Total++
-		// Pairs are grouped in order of first appearance within the product.
-		idx := -1
-		for i, p := range pv.Pairs {
-			if p.Source == t.Source && p.Destination == t.Destination {
-				idx = i
-				break
-			}
-		}
-		if idx < 0 {
-			pv.Pairs = append(pv.Pairs, pairView{Source: t.Source, Destination: t.Destination})
-			idx = len(pv.Pairs) - 1
-		}
-		row := rowView{Flow: t.Flow, Target: t.Address(), Protocol: string(t.Protocol), Check: t.Check, Expect: t.Expect, Required: t.Required, State: "pending"}
+		row := rowView{Flow: t.Flow, Target: t.Address(), Protocol: string(t.Protocol), Check: t.Check, Expect: t.Expect, Required: t.Required, State: "pending", Anchor: "t:" + t.ID}
 		if en.HasResult {
 			r := en.Result
 			row.State = "down"
@@ -215,17 +221,56 @@ func (e *Exporter) statusPage(now time.Time, refresh int) statusPage {
 			row.Error = r.Error()
 			row.Responder = r.Details[probe.DetailResponder] == "true"
 			row.Failures = en.ConsecutiveFailures
+			row.Hint = probe.Hint(&t, &r)
+			row.History = newHistoryView(e.store.History(t.ID))
+		}
+		if info != nil {
+			row.Info = info(t.Product, t.Flow)
 		}
 		switch row.State {
 		case "up":
 			page.Up++
-			pv.Up++
 		case "down":
 			page.Down++
 		default:
 			page.Pending++
 		}
+		if !slices.Contains(page.AllProducts, t.Product) {
+			page.AllProducts = append(page.AllProducts, t.Product)
+		}
+		for _, role := range []string{t.Source, t.Destination} {
+			if !slices.Contains(page.AllRoles, role) {
+				page.AllRoles = append(page.AllRoles, role)
+			}
+		}
+		if !filter.keep(&t, row.State) {
+			continue
+		}
+		if n := len(page.Products); n == 0 || page.Products[n-1].Name != t.Product {
+			page.Products = append(page.Products, productView{Name: t.Product})
+		}
+		pv := &page.Products[len(page.Products)-1]
+		pv.Total++
+		if row.State == "up" {
+			pv.Up++
+		}
+		// Pairs are grouped in order of first appearance within the product.
+		idx := -1
+		for i, p := range pv.Pairs {
+			if p.Source == t.Source && p.Destination == t.Destination {
+				idx = i
+				break
+			}
+		}
+		if idx < 0 {
+			pv.Pairs = append(pv.Pairs, pairView{Source: t.Source, Destination: t.Destination})
+			idx = len(pv.Pairs) - 1
+		}
 		pv.Pairs[idx].Rows = append(pv.Pairs[idx].Rows, row)
+	}
+	slices.Sort(page.AllRoles)
+	for i := range page.Products {
+		page.Products[i].Map = buildMap(&page.Products[i], info)
 	}
 	return page
 }

@@ -44,7 +44,7 @@ type demoHost struct {
 var demoHosts = []demoHost{
 	{name: "node-a", role: "node", addr: "127.0.0.2"},
 	{name: "node-b", role: "node", addr: "127.0.0.3", silent: []string{"lkpolicy"}, closed: []string{"data-replication"}},
-	{name: "gui", role: "gui-client", addr: "127.0.0.4", silent: []string{"demo-status-udp"}},
+	{name: "gui", role: "gui-client", addr: "127.0.0.4", silent: []string{"demo-syslog"}},
 }
 
 // demoSelf are the roles this instance plays: it checks the flows of both
@@ -54,14 +54,14 @@ var demoSelf = []string{"node", "gui-client"}
 // demoExtraFlows are the demo's own flows, beside the vendor's. They are
 // the site's flows, not LifeKeeper's, and are named so.
 func demoExtraFlows() []*site.ExtraFlow {
-	flow := func(id string, proto probe.Protocol, purpose string) probe.Flow {
+	flow := func(id string, proto probe.Protocol, port int, purpose string) probe.Flow {
 		return probe.Flow{Product: demoProductName, ID: id, Source: "node", Destination: "gui-client", Protocol: proto,
-			Ports: []probe.PortSpec{{Kind: probe.PortFixed, Low: 23, High: 23}}, Purpose: purpose, Required: probe.Required, Configurable: true}
+			Ports: []probe.PortSpec{{Kind: probe.PortFixed, Low: port, High: port}}, Purpose: purpose, Required: probe.Required, Configurable: true}
 	}
 	return []*site.ExtraFlow{
-		{Flow: flow("demo-status-udp", probe.UDP, "Demo: status datagrams to the GUI client (a peer that reads and never answers)"),
-			Config: site.FlowConfig{ID: "demo-status-udp"}},
-		{Flow: flow("demo-telnet-deny", probe.TCP, "Demo: telnet to the GUI client, which the site's policy says must be blocked (it is open)"),
+		{Flow: flow("demo-syslog", probe.UDP, 514, "Demo: syslog datagrams to the GUI client (a peer that reads and never answers)"),
+			Config: site.FlowConfig{ID: "demo-syslog"}},
+		{Flow: flow("demo-telnet-deny", probe.TCP, 23, "Demo: telnet to the GUI client, which the site's policy says must be blocked (it is open)"),
 			Config: site.FlowConfig{ID: "demo-telnet-deny", Expect: probe.ExpectDeny}},
 	}
 }
@@ -318,6 +318,17 @@ func (d *demoSite) config() *site.Config {
 			ExtraFlows: demoExtraFlows(),
 		}},
 	}
+}
+
+// products are the demo's products for the status page: the catalog's
+// LifeKeeper flows (with the vendor's ports) and the demo's own flows.
+func (d *demoSite) products() []*probe.Product {
+	p := *d.product
+	p.Flows = slices.Clone(p.Flows)
+	for _, ef := range demoExtraFlows() {
+		p.Flows = append(p.Flows, ef.Flow)
+	}
+	return []*probe.Product{&p}
 }
 
 // plan validates the demo config and plans its targets.

@@ -56,7 +56,7 @@ func addServe(c *cli) {
 	cmd := c.app.Command("serve", "Run the checks on a schedule; serve Prometheus metrics, a status page and a JSON API.")
 	o := &serveOptions{}
 	cmd.Flag("config.file", "Site configuration file. SIGHUP (or POST /-/reload with --web.enable-lifecycle) re-reads it.").PlaceHolder("site.yml").StringVar(&o.configFile)
-	cmd.Flag("demo", "Without a config file: start a demo site on 127.0.0.1 (flowprobe's responder, a closed port, silent peers) and probe it.").BoolVar(&o.demo)
+	cmd.Flag("demo", "Without a config file: start a demo SIOS LifeKeeper site on 127.0.0.2-4 (flowprobe's responders, a closed port, silent peers) and probe it.").BoolVar(&o.demo)
 	cmd.Flag("web.enable-lifecycle", "Allow reloading the configuration with POST /-/reload (SIGHUP always reloads).").BoolVar(&o.lifecycle)
 	o.web = kingpinflag.AddFlags(cmd, defaultListenAddress)
 	addLogFlags(cmd, &o.log)
@@ -88,6 +88,7 @@ func serve(ctx context.Context, o *serveOptions, stderr io.Writer) int {
 	slog.SetDefault(logger) // where checks log what they cannot return, e.g. a panic's stack
 
 	var load func() (*planned, error)
+	var products []*probe.Product // for the status page's flow descriptions
 	switch {
 	case o.configFile != "" && o.demo:
 		fmt.Fprintln(stderr, "flowprobe serve: --demo runs a built-in site; leave out --config.file")
@@ -99,6 +100,10 @@ func serve(ctx context.Context, o *serveOptions, stderr io.Writer) int {
 			return exitUsage
 		}
 		load = func() (*planned, error) { return loadSite(cat, o.configFile) }
+		for _, n := range cat.Names() {
+			p, _ := cat.Product(n)
+			products = append(products, p)
+		}
 	case o.demo:
 		site, err := startDemo()
 		if err != nil {
@@ -106,6 +111,7 @@ func serve(ctx context.Context, o *serveOptions, stderr io.Writer) int {
 			return exitFailed
 		}
 		defer site.Close()
+		products = site.products()
 		load = func() (*planned, error) {
 			cfg, res, err := site.plan()
 			if err != nil {
@@ -141,7 +147,8 @@ func serve(ctx context.Context, o *serveOptions, stderr io.Writer) int {
 		logger.Error("Registering metrics failed", "err", err)
 		return exitFailed
 	}
-	handler := d.exp.Handler(exporter.HandlerOptions{Gatherer: reg, Reload: func(context.Context) error { return d.reload() }, EnableLifecycle: o.lifecycle})
+	handler := d.exp.Handler(exporter.HandlerOptions{Gatherer: reg, Reload: func(context.Context) error { return d.reload() }, EnableLifecycle: o.lifecycle,
+		Flows: flowInfo(products)})
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError)}
 	openProbes(srv, handler, exporter.OpenPaths)
 
