@@ -157,7 +157,7 @@ func TestServeDemo(t *testing.T) {
 	want := map[string]string{ // host flow -> outcome; every other target is ok
 		"127.0.0.3 lkpolicy":         "service_timeout",
 		"127.0.0.3 data-replication": "refused",
-		"127.0.0.4 demo-syslog":  "no_response",
+		"127.0.0.4 demo-syslog":      "no_response",
 		"127.0.0.4 demo-telnet-deny": "ok",
 	}
 	_, metrics := httpDo(t, "GET", s.base+"/metrics")
