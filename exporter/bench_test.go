@@ -69,3 +69,40 @@ func BenchmarkScrape(b *testing.B) {
 		b.SetBytes(w.n)
 	}
 }
+
+// BenchmarkStatusPage renders the status page for -scrape-targets targets
+// (10,000 by default) in 100 products of 10 flows between 4 roles, each
+// with a full history strip and one target in ten failing; it reports the
+// page's size as bytes/op.
+func BenchmarkStatusPage(b *testing.B) {
+	e := New(Options{})
+	ts := make([]probe.Target, *scrapeTargets)
+	for i := range ts {
+		product, flow := fmt.Sprint("product-", i/100), fmt.Sprint("flow-", i%10)
+		host := fmt.Sprintf("host-%d.example.org", i%100)
+		ts[i] = probe.Target{ID: probe.MakeID(product, flow, host, 443, probe.TCP, "tcp"), Product: product,
+			Flow: flow, Source: fmt.Sprint("role-", i%2), Destination: fmt.Sprint("role-", 2+i%3), Host: host, Port: 443, Protocol: probe.TCP, Check: "tcp", Interval: time.Minute}
+	}
+	e.Store().SetTargets(ts)
+	for run := range HistoryLength {
+		for i, t := range ts {
+			r := probe.Result{Outcome: probe.OutcomeOK, Success: true, Start: start.Add(time.Duration(run) * time.Minute), Duration: time.Millisecond}
+			if i%10 == 0 && run%3 == 0 {
+				r = probe.Result{Outcome: probe.OutcomeRefused, Start: r.Start, Duration: time.Millisecond, Err: fmt.Errorf("dial tcp %s: connect: connection refused", t.Address())}
+			}
+			e.Store().Record(Record{Target: t, Result: r, Up: r.Success})
+		}
+	}
+	h := e.Handler(HandlerOptions{Gatherer: prometheus.NewRegistry()})
+	req := httptest.NewRequest("GET", "/", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := &countingWriter{header: http.Header{}}
+		h.ServeHTTP(w, req)
+		if w.code != http.StatusOK {
+			b.Fatal(w.code)
+		}
+		b.SetBytes(w.n)
+		b.ReportMetric(float64(w.n), "html-bytes")
+	}
+}

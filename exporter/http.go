@@ -207,7 +207,7 @@ func (e *Exporter) statusPage(now time.Time, refresh int, filter statusFilter, i
 		Site: e.siteView(now), Filter: filter}
 	for _, en := range snap {
 		t := en.Target
-		row := rowView{Flow: t.Flow, Target: t.Address(), Protocol: string(t.Protocol), Check: t.Check, Expect: t.Expect, Required: t.Required, State: "pending", Anchor: "t:" + t.ID}
+		row := rowView{Flow: t.Flow, Target: t.Address(), Protocol: string(t.Protocol), Check: t.Check, Expect: t.Expect, Required: t.Required, State: "pending", Anchor: anchor(t.ID)}
 		if en.HasResult {
 			r := en.Result
 			row.State = "down"

@@ -172,6 +172,19 @@ func buildMap(pv *productView, info func(product, flow string) FlowInfo) flowMap
 	return m
 }
 
+// anchor turns a target ID into an HTML id that needs no escaping in a
+// URL fragment: "t-" and the ID with every other character than letters,
+// digits, '.', '_' and '-' replaced by '-'.
+func anchor(id string) string {
+	return "t-" + strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
+			return r
+		}
+		return '-'
+	}, id)
+}
+
 // Label is the edge's text: its symbol and flow.
 func (e mapEdge) Label() string { return e.Symbol + " " + e.Flow }
 
