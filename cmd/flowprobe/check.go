@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"time"
 
@@ -76,13 +75,13 @@ func runCheck(ctx context.Context, c *cli, f *checkFlags) int {
 		fmt.Fprintf(c.stderr, "flowprobe check: warning: %v\n", err)
 	}
 	out := c.stdout
+	var file *reportFile
 	if f.outputFile != "" {
-		file, err := os.Create(f.outputFile)
-		if err != nil {
+		if file, err = openReportFile(f.outputFile); err != nil {
 			fmt.Fprintf(c.stderr, "flowprobe check: %v\n", err)
 			return exitUsage
 		}
-		defer file.Close()
+		defer file.abandon()
 		out = file
 	}
 
@@ -100,6 +99,9 @@ func runCheck(ctx context.Context, c *cli, f *checkFlags) int {
 	results := sched.RunOnce(ctx, plan.Targets, watch.done)
 	watch.stop()
 
+	if n := countInterrupted(results); n > 0 {
+		return reportInterrupted(c, cat, plan, results, f.failOptional, n)
+	}
 	rep := report.NewCheck(cat, plan, results, f.failOptional)
 	if err := rep.Write(out, f.output); err != nil {
 		fmt.Fprintf(c.stderr, "flowprobe check: write report: %v\n", err)
@@ -112,10 +114,20 @@ func runCheck(ctx context.Context, c *cli, f *checkFlags) int {
 			return exitUsage
 		}
 	}
+	if file != nil {
+		if err := file.commit(); err != nil {
+			fmt.Fprintf(c.stderr, "flowprobe check: write report: %v\n", err)
+			return exitUsage
+		}
+	}
 	if f.outputFile != "" || f.output != "text" {
 		// The summary line also goes to the terminal when the report
 		// itself went elsewhere or is machine-readable.
 		fmt.Fprintln(c.stderr, rep.Summary())
+	}
+	if msg := localErrors(plan.Targets, results); msg != "" {
+		fmt.Fprint(c.stderr, msg)
+		return exitLocal
 	}
 	if rep.Failed() {
 		return exitFailed

@@ -107,7 +107,7 @@ func TestCheckOptionalFlowsFailTheRunOnlyWhenAsked(t *testing.T) {
 	out := stdout.String()
 	for _, want := range []string{
 		"✓ app-open", "✗ app-closed", "refused", "(optional)",
-		probe.OutcomeRefused.Meaning(),
+		"      the host answered with a refusal: nothing listens on the port, or a firewall REJECTs; start the service or open the flow\n",
 		"1 passed, 1 failed, 0 skipped (1 of the failures are optional flows and do not fail the run)",
 	} {
 		if !strings.Contains(out, want) {
