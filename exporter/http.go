@@ -8,6 +8,8 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -143,15 +145,81 @@ func (e *Exporter) results() []Result {
 	return out
 }
 
+// pageState is what the status page shows beside the results: the site's
+// name and the errors of the last configuration reload while it failed.
+type pageState struct {
+	mu       sync.Mutex
+	site     string
+	failed   bool      // the last (re)load failed
+	failedAt time.Time // when
+	errs     []string  // its error lines, sanitised and bounded
+}
+
+// Bounds of the reload errors kept for the status page.
+const (
+	reloadErrorLines    = 20
+	reloadErrorLineRune = 300
+)
+
+func (p *pageState) setSite(name string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.site = name
+}
+
+// setReload records a (re)load: a success clears the banner; a failure
+// keeps the text of errs, one line per line of their messages, with peer
+// or file bytes made printable (report.Sanitize; the template escapes
+// HTML) and at most reloadErrorLines lines of reloadErrorLineRune runes.
+func (p *pageState) setReload(ok bool, at time.Time, errs []error) {
+	var lines []string
+	more := 0
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		for l := range strings.SplitSeq(err.Error(), "\n") {
+			if l = strings.TrimSpace(l); l == "" {
+				continue
+			}
+			if len(lines) == reloadErrorLines {
+				more++
+				continue
+			}
+			if r := []rune(l); len(r) > reloadErrorLineRune {
+				l = string(r[:reloadErrorLineRune]) + "…"
+			}
+			lines = append(lines, report.Sanitize(l))
+		}
+	}
+	if more > 0 {
+		lines = append(lines, fmt.Sprintf("… and %d more lines (see the log)", more))
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.failed = !ok
+	p.failedAt = at
+	p.errs = nil
+	if !ok {
+		p.errs = lines
+	}
+}
+
 // The status page's view model.
 type (
 	statusPage struct {
 		Refresh            int
 		Generated          string
+		Site               string
 		Up, Down, Pending  int
 		Products           []productView
 		NoTargets, Ready   bool
 		Done, TotalTargets int
+		// ReloadFailed shows the banner of a failed reload: the running
+		// configuration stays; ReloadErrors are its error lines.
+		ReloadFailed   bool
+		ReloadFailedAt string
+		ReloadErrors   []string
 	}
 	productView struct {
 		Name  string
@@ -170,6 +238,7 @@ type (
 		State                         string // up, down, pending
 		Outcome                       string
 		Meaning                       string
+		Hint                          string // the remedy, for a failing flow
 		Latency                       time.Duration
 		Ago                           string
 		Error                         string
@@ -182,6 +251,14 @@ func (e *Exporter) statusPage(now time.Time, refresh int) statusPage {
 	snap := e.store.Snapshot()
 	ready, done, total := e.store.Ready()
 	page := statusPage{Refresh: refresh, Generated: now.Format(time.RFC3339), NoTargets: len(snap) == 0, Ready: ready, Done: done, TotalTargets: total}
+	e.page.mu.Lock()
+	page.Site = e.page.site
+	if e.page.failed {
+		page.ReloadFailed = true
+		page.ReloadFailedAt = age(now.Sub(e.page.failedAt))
+		page.ReloadErrors = e.page.errs
+	}
+	e.page.mu.Unlock()
 	for _, en := range snap {
 		t := en.Target
 		if n := len(page.Products); n == 0 || page.Products[n-1].Name != t.Product {
@@ -210,6 +287,9 @@ func (e *Exporter) statusPage(now time.Time, refresh int) statusPage {
 			}
 			row.Outcome = r.Outcome.String()
 			row.Meaning = r.Outcome.Meaning()
+			if !r.Success {
+				row.Hint = probe.Hint(&t, &r)
+			}
 			row.Latency = r.Duration
 			row.Ago = age(now.Sub(r.Start))
 			row.Error = r.Error()
