@@ -33,7 +33,7 @@ type checkFlags struct {
 // once, now.
 func addCheck(c *cli) {
 	f := &checkFlags{}
-	cmd := c.app.Command("check", "Run every planned check once, now, and report which flows pass (the pre-install check).")
+	cmd := c.app.Command("check", "Run every planned check once, now, and report which flows pass (the pre-install check). Exit code 0 when every required flow passes, 1 when some failed, 2 on a usage or config error or when this machine could not run a check (local_error), 130 when interrupted.")
 	cmd.Flag("config.file", "Site config to plan from. Without it, the flags below describe the site.").StringVar(&f.configFile)
 	cmd.Flag("product", "Product whose flows to check (without --config.file).").StringVar(&f.flags.Product)
 	cmd.Flag("self", "Role this machine plays (repeatable): its outbound flows are checked.").StringsVar(&f.flags.Self)
@@ -53,7 +53,7 @@ func addCheck(c *cli) {
 	cmd.Flag("max-in-flight", "Checks running at once (default: the config's, else 256).").IntVar(&f.maxInFlight)
 	cmd.Flag("max-in-flight-per-host", "Checks running at once against one host (default: the config's, else 4).").IntVar(&f.perHost)
 	cmd.Flag("output", "Report format: text, json, junit or markdown.").Short('o').Default("text").EnumVar(&f.output, "text", "json", "junit", "markdown")
-	cmd.Flag("output.file", "Write the report to this file instead of standard output.").StringVar(&f.outputFile)
+	cmd.Flag("output.file", "Write the report to this file instead of standard output; an interrupted run writes none and leaves an existing file as it was.").StringVar(&f.outputFile)
 	cmd.Flag("fail-optional", "Let a failing optional flow fail the run too.").BoolVar(&f.failOptional)
 	cmd.Flag("progress", "Live progress on standard error: auto (when it is a terminal), always or never.").Default("auto").EnumVar(&f.progress, "auto", "always", "never")
 	cmd.Flag("trace", "Trace the path of every failed flow and show where it stops (text output).").BoolVar(&f.trace)
