@@ -140,10 +140,20 @@ func TestCheckInterruptedBySIGINT(t *testing.T) {
 			}
 		}
 	}()
-	for range 2 {
-		<-accepted // both silent checks are running
+	// Both silent checks are running and the open one is done; should
+	// flowprobe end first, its stderr closes.
+	finished := oneDone // nil once seen
+	for running := 0; running < 2 || finished != nil; {
+		select {
+		case <-accepted:
+			running++
+		case <-finished:
+			finished = nil
+		case <-readDone:
+			cmd.Wait()
+			t.Fatalf("flowprobe check ended before the interrupt:\n%s", stderr.String())
+		}
 	}
-	<-oneDone
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
