@@ -60,6 +60,8 @@ type Exporter struct {
 	reloadMu      sync.Mutex
 	reloadOK      bool
 	reloadSuccess time.Time
+
+	page pageState // the status page's reload errors (http.go)
 }
 
 // New returns an exporter with an empty store and no constant labels.
@@ -99,8 +101,11 @@ func (e *Exporter) SetConstLabels(site string, extra map[string]string) error {
 }
 
 // SetReloadStatus records the outcome of a configuration (re)load for
-// flowprobe_config_last_reload_successful and its success timestamp.
-func (e *Exporter) SetReloadStatus(ok bool, at time.Time) {
+// flowprobe_config_last_reload_successful and its success timestamp. The
+// errors of a failed one (errs) are shown on the status page until a
+// reload succeeds.
+func (e *Exporter) SetReloadStatus(ok bool, at time.Time, errs ...error) {
+	e.page.setReload(ok, at, errs)
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
 	e.reloadOK = ok

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -151,6 +153,59 @@ func (e *Exporter) results() []Result {
 	return out
 }
 
+// pageState is what the status page shows beside the results: the errors
+// of the last configuration reload while it failed.
+type pageState struct {
+	mu       sync.Mutex
+	failed   bool      // the last (re)load failed
+	failedAt time.Time // when
+	errs     []string  // its error lines, sanitised and bounded
+}
+
+// Bounds of the reload errors kept for the status page.
+const (
+	reloadErrorLines    = 20
+	reloadErrorLineRune = 300
+)
+
+// setReload records a (re)load: a success clears the banner; a failure
+// keeps the text of errs, one line per line of their messages, with peer
+// or file bytes made printable (report.Sanitize; the template escapes
+// HTML) and at most reloadErrorLines lines of reloadErrorLineRune runes.
+func (p *pageState) setReload(ok bool, at time.Time, errs []error) {
+	var lines []string
+	more := 0
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		for l := range strings.SplitSeq(err.Error(), "\n") {
+			if l = strings.TrimSpace(l); l == "" {
+				continue
+			}
+			if len(lines) == reloadErrorLines {
+				more++
+				continue
+			}
+			if r := []rune(l); len(r) > reloadErrorLineRune {
+				l = string(r[:reloadErrorLineRune]) + "…"
+			}
+			lines = append(lines, report.Sanitize(l))
+		}
+	}
+	if more > 0 {
+		lines = append(lines, fmt.Sprintf("… and %d more lines (see the log)", more))
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.failed = !ok
+	p.failedAt = at
+	p.errs = nil
+	if !ok {
+		p.errs = lines
+	}
+}
+
 // The status page's view model.
 type (
 	statusPage struct {
@@ -166,6 +221,11 @@ type (
 		AllProducts []string
 		AllRoles    []string
 		Maps        []flowMapView
+		// ReloadFailed shows the banner of a failed reload: the running
+		// configuration stays; ReloadErrors are its error lines.
+		ReloadFailed   bool
+		ReloadFailedAt string
+		ReloadErrors   []string
 	}
 	productView struct {
 		Name  string
@@ -205,6 +265,13 @@ func (e *Exporter) statusPage(now time.Time, refresh int, filter statusFilter, i
 	ready, done, total := e.store.Ready()
 	page := statusPage{Refresh: refresh, Generated: now.Format(time.RFC3339), NoTargets: len(snap) == 0, Ready: ready, Done: done, TotalTargets: total,
 		Site: e.siteView(now), Filter: filter}
+	e.page.mu.Lock()
+	if e.page.failed {
+		page.ReloadFailed = true
+		page.ReloadFailedAt = age(now.Sub(e.page.failedAt))
+		page.ReloadErrors = e.page.errs
+	}
+	e.page.mu.Unlock()
 	for _, en := range snap {
 		t := en.Target
 		row := rowView{Flow: t.Flow, Target: t.Address(), Protocol: string(t.Protocol), Check: t.Check, Expect: t.Expect, Required: t.Required, State: "pending", Anchor: anchor(t.ID)}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"time"
 
@@ -34,7 +33,7 @@ type checkFlags struct {
 // once, now.
 func addCheck(c *cli) {
 	f := &checkFlags{}
-	cmd := c.app.Command("check", "Run every planned check once, now, and report which flows pass (the pre-install check).")
+	cmd := c.app.Command("check", "Run every planned check once, now, and report which flows pass (the pre-install check). Exit code 0 when every required flow passes, 1 when some failed, 2 on a usage or config error or when this machine could not run a check (local_error), 130 when interrupted.")
 	cmd.Flag("config.file", "Site config to plan from. Without it, the flags below describe the site.").StringVar(&f.configFile)
 	cmd.Flag("product", "Product whose flows to check (without --config.file).").StringVar(&f.flags.Product)
 	cmd.Flag("self", "Role this machine plays (repeatable): its outbound flows are checked.").StringsVar(&f.flags.Self)
@@ -54,7 +53,7 @@ func addCheck(c *cli) {
 	cmd.Flag("max-in-flight", "Checks running at once (default: the config's, else 256).").IntVar(&f.maxInFlight)
 	cmd.Flag("max-in-flight-per-host", "Checks running at once against one host (default: the config's, else 4).").IntVar(&f.perHost)
 	cmd.Flag("output", "Report format: text, json, junit or markdown.").Short('o').Default("text").EnumVar(&f.output, "text", "json", "junit", "markdown")
-	cmd.Flag("output.file", "Write the report to this file instead of standard output.").StringVar(&f.outputFile)
+	cmd.Flag("output.file", "Write the report to this file instead of standard output; an interrupted run writes none and leaves an existing file as it was.").StringVar(&f.outputFile)
 	cmd.Flag("fail-optional", "Let a failing optional flow fail the run too.").BoolVar(&f.failOptional)
 	cmd.Flag("progress", "Live progress on standard error: auto (when it is a terminal), always or never.").Default("auto").EnumVar(&f.progress, "auto", "always", "never")
 	cmd.Flag("trace", "Trace the path of every failed flow and show where it stops (text output).").BoolVar(&f.trace)
@@ -76,13 +75,13 @@ func runCheck(ctx context.Context, c *cli, f *checkFlags) int {
 		fmt.Fprintf(c.stderr, "flowprobe check: warning: %v\n", err)
 	}
 	out := c.stdout
+	var file *reportFile
 	if f.outputFile != "" {
-		file, err := os.Create(f.outputFile)
-		if err != nil {
+		if file, err = openReportFile(f.outputFile); err != nil {
 			fmt.Fprintf(c.stderr, "flowprobe check: %v\n", err)
 			return exitUsage
 		}
-		defer file.Close()
+		defer file.abandon()
 		out = file
 	}
 
@@ -100,6 +99,9 @@ func runCheck(ctx context.Context, c *cli, f *checkFlags) int {
 	results := sched.RunOnce(ctx, plan.Targets, watch.done)
 	watch.stop()
 
+	if n := countInterrupted(results); n > 0 {
+		return reportInterrupted(c, cat, plan, results, f.failOptional, n)
+	}
 	rep := report.NewCheck(cat, plan, results, f.failOptional)
 	if err := rep.Write(out, f.output); err != nil {
 		fmt.Fprintf(c.stderr, "flowprobe check: write report: %v\n", err)
@@ -112,10 +114,20 @@ func runCheck(ctx context.Context, c *cli, f *checkFlags) int {
 			return exitUsage
 		}
 	}
+	if file != nil {
+		if err := file.commit(); err != nil {
+			fmt.Fprintf(c.stderr, "flowprobe check: write report: %v\n", err)
+			return exitUsage
+		}
+	}
 	if f.outputFile != "" || f.output != "text" {
 		// The summary line also goes to the terminal when the report
 		// itself went elsewhere or is machine-readable.
 		fmt.Fprintln(c.stderr, rep.Summary())
+	}
+	if msg := localErrors(plan.Targets, results); msg != "" {
+		fmt.Fprint(c.stderr, msg)
+		return exitLocal
 	}
 	if rep.Failed() {
 		return exitFailed

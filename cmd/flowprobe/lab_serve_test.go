@@ -972,18 +972,28 @@ func consoleMessages(log string) []string {
 
 // statusRow is one row of the status page's flow matrix.
 type statusRow struct {
-	state, flow, target, check, outcome, err string
+	state, flow, target, check, outcome, err, hint string
 }
 
 // statusRows reads the flow matrix out of a rendered DOM, by the heading of
 // each source → destination table.
 func statusRows(t *testing.T, dom string) (title string, rows map[string]statusRow, pairs []string) {
 	t.Helper()
+	title, rows, pairs, _ = statusPageDOM(t, dom)
+	return title, rows, pairs
+}
+
+// statusPageDOM reads a rendered status page: its title, the flow matrix,
+// the matrix headings, and the texts of the site name and the banner
+// ("site" and "banner"; "" when absent).
+func statusPageDOM(t *testing.T, dom string) (title string, rows map[string]statusRow, pairs []string, parts map[string]string) {
+	t.Helper()
 	doc, err := html.Parse(strings.NewReader(dom))
 	if err != nil {
 		t.Fatalf("parse DOM: %v", err)
 	}
 	rows = map[string]statusRow{}
+	parts = map[string]string{}
 	var text func(*html.Node) string
 	text = func(n *html.Node) string {
 		if n.Type == html.TextNode {
@@ -1010,6 +1020,13 @@ func statusRows(t *testing.T, dom string) (title string, rows map[string]statusR
 		switch n.Data {
 		case "title":
 			title = text(n)
+		case "div":
+			switch attr(n, "class") {
+			case "site":
+				parts["site"] = text(n)
+			case "banner":
+				parts["banner"] = text(n)
+			}
 		case "h3":
 			pairs = append(pairs, text(n))
 		case "tr":
@@ -1036,17 +1053,21 @@ func statusRows(t *testing.T, dom string) (title string, rows map[string]statusR
 					r.outcome = strings.TrimSpace(text(td))
 				case "Error":
 					r.err = text(td)
+				case "Hint":
+					r.hint = text(td)
 				}
 			}
 			rows[r.flow] = r
 		}
 	}
-	return title, rows, pairs
+	return title, rows, pairs, parts
 }
 
 // TestLabStatusPageInChromium renders the status page of a flowprobe
 // running the lab site in headless Chromium: the flow matrix shows each
-// flow's state and outcome, the page logs nothing to the console, and it
+// flow's state, outcome and, for a failing flow, the hint the JSON API
+// gives; the header names the site; a failed reload shows its errors in a
+// banner until a reload succeeds; the page logs nothing to the console, and it
 // keeps screenshots at desktop and phone size (FLOWPROBE_UPDATE_SCREENSHOTS=1
 // copies them to docs/images/).
 func TestLabStatusPageInChromium(t *testing.T) {
@@ -1067,6 +1088,7 @@ func TestLabStatusPageInChromium(t *testing.T) {
 	config, password := writeServeLabSite(t)
 	base, logs := startLabServe(t, config)
 	want := serveLabOutcomes()
+	apiHints := map[string]string{}
 	poll(t, serveLabWait, "every flow has its expected outcome", func() (bool, string) {
 		resp, err := labHTTP.Get(base + "/api/v1/results")
 		if err != nil {
@@ -1080,6 +1102,7 @@ func TestLabStatusPageInChromium(t *testing.T) {
 		got := map[string]string{}
 		for _, r := range rs {
 			got[r.Flow] = r.Outcome.String()
+			apiHints[r.Flow] = r.Hint
 		}
 		return maps.Equal(got, want), fmt.Sprint(got, "\n", logs)
 	})
@@ -1092,14 +1115,17 @@ func TestLabStatusPageInChromium(t *testing.T) {
 	if strings.Contains(dom, password) {
 		t.Error("the status page shows the LDAP password")
 	}
-	title, rows, pairs := statusRows(t, dom)
+	title, rows, pairs, parts := statusPageDOM(t, dom)
+	if parts["site"] != "site lab" || parts["banner"] != "" {
+		t.Errorf("header site %q, banner %q; want \"site lab\" and no banner", parts["site"], parts["banner"])
+	}
 	down := 0
 	for _, f := range serveLabFlows {
 		if f.outcome != probe.OutcomeOK {
 			down++
 		}
 	}
-	if wantTitle := fmt.Sprintf("flowprobe: %d down", down); title != wantTitle {
+	if wantTitle := fmt.Sprintf("flowprobe lab: %d down", down); title != wantTitle {
 		t.Errorf("title %q, want %q", title, wantTitle)
 	}
 	wantPairs := []string{}
@@ -1127,13 +1153,24 @@ func TestLabStatusPageInChromium(t *testing.T) {
 		if f.port != 0 {
 			target = testlab.Addr(f.port)
 		}
-		if wantRow := (statusRow{state: state, flow: f.id, target: target + "/" + f.protocol, check: f.check, outcome: f.outcome.String(), err: r.err}); !ok || r != wantRow {
+		if wantRow := (statusRow{state: state, flow: f.id, target: target + "/" + f.protocol, check: f.check, outcome: f.outcome.String(), err: r.err, hint: r.hint}); !ok || r != wantRow {
 			t.Errorf("matrix row %s = %+v, want %+v", f.id, r, wantRow)
 		}
 		if (f.outcome == probe.OutcomeOK) != (r.err == "") {
 			t.Errorf("matrix row %s shows the error %q", f.id, r.err)
 		}
+		// A failing flow shows the hint the JSON API gives it (the
+		// outcomes are stable, so the runs of page and API agree).
+		wantHint := ""
+		if f.outcome != probe.OutcomeOK {
+			wantHint = apiHints[f.id]
+		}
+		if r.hint != wantHint || (f.outcome != probe.OutcomeOK && r.hint == "") {
+			t.Errorf("matrix row %s shows the hint %q, want %q (not empty for a failing flow)", f.id, r.hint, wantHint)
+		}
 	}
+
+	labReloadBanner(t, base, config, password)
 
 	// Screenshots at desktop and phone size.
 	shots := t.TempDir()
@@ -1169,5 +1206,60 @@ func TestLabStatusPageInChromium(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+	}
+}
+
+// labReloadBanner breaks the config of the flowprobe at base, reloads it,
+// and sees the banner in Chromium with the error and without the LDAP
+// password; then it restores the config, reloads again and sees the banner
+// gone.
+func labReloadBanner(t *testing.T, base, config, password string) {
+	t.Helper()
+	good, err := os.ReadFile(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reload := func(want int) {
+		t.Helper()
+		resp, err := labHTTP.Post(base+"/-/reload", "text/plain", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("POST /-/reload = %d %s, want %d", resp.StatusCode, body, want)
+		}
+	}
+	banner := func() string {
+		t.Helper()
+		dom, log, _ := strings.Cut(chromium(t, "--dump-dom", base+"/"), "\x00")
+		if msgs := consoleMessages(log); len(msgs) != 0 {
+			t.Errorf("the status page logs to the console:\n%s", strings.Join(msgs, "\n"))
+		}
+		if strings.Contains(dom, password) {
+			t.Error("the status page shows the LDAP password")
+		}
+		_, rows, _, parts := statusPageDOM(t, dom)
+		if len(rows) != len(serveLabFlows) {
+			t.Errorf("with a reload banner the matrix has %d rows, want %d", len(rows), len(serveLabFlows))
+		}
+		return parts["banner"]
+	}
+
+	if err := os.WriteFile(config, append([]byte("prodcts: <b>typo</b>\n"), good...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reload(http.StatusInternalServerError)
+	if b := banner(); !strings.Contains(b, "The last configuration reload failed") ||
+		!strings.Contains(b, `unknown key "prodcts"`) {
+		t.Errorf("banner %q: want the failed reload and its error", b)
+	}
+	if err := os.WriteFile(config, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reload(http.StatusOK)
+	if b := banner(); b != "" {
+		t.Errorf("banner %q after a successful reload", b)
 	}
 }

@@ -18,11 +18,14 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 )
 
-// Exit codes, as promtool uses them.
+// Exit codes, as promtool uses them, and 130 for an interrupted run as
+// shells report a command ended by SIGINT.
 const (
-	exitOK     = 0 // every required flow passes
-	exitFailed = 1 // some required flow failed
-	exitUsage  = 2 // usage or config error
+	exitOK          = 0   // every required flow passes
+	exitFailed      = 1   // some required flow failed
+	exitUsage       = 2   // usage or config error
+	exitLocal       = 2   // this machine could not run a check (local_error)
+	exitInterrupted = 130 // Ctrl-C or SIGTERM ended the run before every check finished
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -41,7 +44,16 @@ func (c *cli) register(cmd *kingpin.CmdClause, action func(ctx context.Context) 
 	c.actions[cmd.FullCommand()] = action
 }
 
+// run runs flowprobe with args until SIGINT or SIGTERM (os.Interrupt,
+// syscall.SIGTERM) cancels its context.
 func run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runContext(ctx, args, stdout, stderr)
+}
+
+// runContext runs flowprobe with args; cancelling ctx is what Ctrl-C does.
+func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := kingpin.New("flowprobe", "Proves that the network flows a product needs really pass, and exports the verdicts as Prometheus metrics.")
 	// kingpin goes on parsing after --help has printed and called
 	// Terminate; drop whatever it would print after that.
@@ -81,8 +93,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "flowprobe: %v\n", errors.New("no command given (try --help)"))
 		return exitUsage
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	return action(ctx)
 }
 

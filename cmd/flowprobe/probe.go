@@ -29,7 +29,7 @@ type probeArgs struct {
 // address, once.
 func addProbe(c *cli) {
 	a := &probeArgs{}
-	cmd := c.app.Command("probe", "Run one check once against one address and print the result. Exit code 0 when it passes, 1 when it fails, 2 on a usage error.")
+	cmd := c.app.Command("probe", "Run one check once against one address and print the result. Exit code 0 when it passes, 1 when it fails, 2 on a usage error or when this machine could not run the check (local_error), 130 when interrupted.")
 	cmd.Arg("kind", "Check kind: "+strings.Join(checks.Names(), ", ")+".").Required().StringVar(&a.kind)
 	cmd.Arg("address", "host:port ([v6]:port), or the host alone for icmp.").Required().StringVar(&a.address)
 	cmd.Flag("timeout", "How long the check may take.").Default("5s").DurationVar(&a.timeout)
@@ -49,6 +49,11 @@ func runProbe(ctx context.Context, c *cli, a *probeArgs) int {
 		return exitUsage
 	}
 	r := checks.Check(ctx, t)
+	if r.Interrupted {
+		// An interrupted run says nothing about the flow: no result.
+		fmt.Fprintf(c.stderr, "flowprobe probe: interrupted: the check did not finish\n")
+		return exitInterrupted
+	}
 	if a.output == "json" {
 		err = report.WriteResultJSON(c.stdout, t, r)
 	} else {
@@ -58,7 +63,10 @@ func runProbe(ctx context.Context, c *cli, a *probeArgs) int {
 		fmt.Fprintf(c.stderr, "flowprobe probe: %v\n", err)
 		return exitFailed
 	}
-	if !r.Success {
+	switch {
+	case r.Outcome == probe.OutcomeLocalError:
+		return exitLocal
+	case !r.Success:
 		return exitFailed
 	}
 	return exitOK

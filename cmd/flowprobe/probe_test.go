@@ -85,11 +85,11 @@ func TestProbeText(t *testing.T) {
 		want []string // lines or fragments of stdout, in order
 	}{
 		{"tcp ok", []string{"tcp", tcpAddr}, exitOK,
-			[]string{"✓ tcp " + tcpAddr + ": ok in ", "  phases:  connect ", "  hint:    ok: the protocol answered as expected"}},
+			[]string{"✓ tcp " + tcpAddr + ": ok in ", "  phases:  connect "}},
 		{"tcp responder", []string{"tcp", tcpAddr, "--set", "responder=true"}, exitOK,
 			[]string{"✓ tcp " + tcpAddr + ": ok", "phases:  connect ", "request ", "  responder: true", "  responder_name: cli-test"}},
 		{"tcp refused", []string{"tcp", closed}, exitFailed,
-			[]string{"✗ tcp " + closed + ": refused in ", "  error:   connect: ", "connection refused", "  hint:    refused: " + probe.OutcomeRefused.Meaning()}},
+			[]string{"✗ tcp " + closed + ": refused in ", "  error:   connect: ", "connection refused", "  hint:    the host answered with a refusal: nothing listens on the port, or a firewall REJECTs; start the service or open the flow"}},
 		{"refused before connect passes deny", []string{"tcp", closed, "--expect", "deny"}, exitOK,
 			[]string{"✓ tcp " + closed + ": refused", "(blocked, as expected)"}},
 		{"a connection is a violation of deny", []string{"tcp", tcpAddr, "--expect", "deny"}, exitFailed,
@@ -98,8 +98,9 @@ func TestProbeText(t *testing.T) {
 			[]string{"✓ udp " + udpAddr + ": ok", "  responder: true"}},
 		{"udp silence passes deny", []string{"udp", silentUDP(t), "--expect", "deny", "--timeout", "50ms"}, exitOK,
 			[]string{": no_response in ", "(blocked, as expected)", "  reason: open or filtered"}},
-		{"-6 against an IPv4 literal", []string{"-6", "tcp", tcpAddr}, exitFailed,
-			[]string{"✗ tcp " + tcpAddr + ": local_error", "reason: " + probe.ReasonFamilyMismatch}},
+		{"-6 against an IPv4 literal", []string{"-6", "tcp", tcpAddr}, exitLocal,
+			[]string{"✗ tcp " + tcpAddr + ": local_error", "reason: " + probe.ReasonFamilyMismatch,
+				"  hint:    the source address and the target are of different IP families: give a source address of the target's family, or set ip_family"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -216,7 +216,7 @@ func (d *daemon) reload() error {
 	defer d.mu.Unlock()
 	p, err := d.prepare()
 	if err != nil {
-		d.exp.SetReloadStatus(false, time.Now())
+		d.exp.SetReloadStatus(false, time.Now(), err)
 		d.log.Error("Configuration not loaded; the running configuration stays", "err", err)
 		return err
 	}

@@ -122,3 +122,31 @@ func TestNewResult(t *testing.T) {
 		t.Errorf("report %+v", rep)
 	}
 }
+
+// The line under a result in a check report is the one hint table's
+// (probe.Hint), after the check's own reason; the JSON form carries the
+// hint alone.
+func TestNoteIsTheHintAfterTheReason(t *testing.T) {
+	for _, tc := range []struct {
+		t    probe.Target
+		r    probe.Result
+		want string
+	}{
+		{probe.Target{Check: "tcp"}, probe.Result{Outcome: probe.OutcomeOK, Success: true}, ""},
+		{probe.Target{Check: "udp"}, probe.Result{Outcome: probe.OutcomeOK, Success: true, Details: map[string]string{probe.DetailResponder: "true"}},
+			"a flowprobe responder answered"},
+		{probe.Target{Check: "ldap"}, probe.Result{Outcome: probe.OutcomeServiceTimeout, Connected: true},
+			"the path is open: the service accepted the connection and then hung"},
+		{probe.Target{Check: "icmp"}, probe.Result{Outcome: probe.OutcomeLocalError, Details: map[string]string{probe.DetailReason: probe.ReasonICMPPermission}},
+			"no permission to open an ICMP socket — this machine may not send ICMP echoes: run as root or grant CAP_NET_RAW, or allow ping_group_range (sysctl net.ipv4.ping_group_range)"},
+		{probe.Target{Check: "tcp", Expect: probe.ExpectDeny}, probe.Result{Outcome: probe.OutcomeOK, Connected: true},
+			"this flow must be blocked, but a connection was made: the firewall lets it through"},
+	} {
+		if got := note(tc.t, tc.r); got != tc.want {
+			t.Errorf("%s %v: note %q, want %q", tc.t.Check, tc.r.Outcome, got, tc.want)
+		}
+		if got, want := NewResult(tc.t, tc.r).Hint, probe.Hint(&tc.t, &tc.r); got != want {
+			t.Errorf("%s %v: JSON hint %q, want %q", tc.t.Check, tc.r.Outcome, got, want)
+		}
+	}
+}

@@ -78,6 +78,9 @@ func noRawControl(t *testing.T, name, out string) {
 	}
 }
 
+// httpHint is probe.Hint for an http check's protocol_error.
+const httpHint = "an HTTP server answered, but not as expected: check the path, status codes and body the check expects"
+
 func TestPeerEscapesAreNeutralised(t *testing.T) {
 	cat, plan, results := hostile()
 	rep := NewCheck(cat, plan, results, false)
@@ -88,7 +91,7 @@ func TestPeerEscapesAreNeutralised(t *testing.T) {
 	}
 	noRawControl(t, "text", text.String())
 	for _, want := range []string{
-		"      status \\x1b[2J\\x1b[H500 — " + probe.OutcomeProtocolError.Meaning() + "\n",
+		"      status \\x1b[2J\\x1b[H500 — " + httpHint + "\n",
 		"      error: http: bad answer \\x1b[31m|<b>\\n\\x9b\n",
 	} {
 		if !strings.Contains(text.String(), want) {
@@ -101,7 +104,7 @@ func TestPeerEscapesAreNeutralised(t *testing.T) {
 		t.Fatal(err)
 	}
 	noRawControl(t, "markdown", md.String())
-	if want := "| status \\\\x1b[2J\\\\x1b[H500 — " + probe.OutcomeProtocolError.Meaning() +
+	if want := "| status \\\\x1b[2J\\\\x1b[H500 — " + httpHint +
 		" (`http: bad answer \\\\x1b[31m\\|&lt;b&gt;\\\\n\\\\x9b`) |\n"; !strings.Contains(md.String(), want) {
 		t.Errorf("markdown lacks %q:\n%s", want, md.String())
 	}
@@ -125,7 +128,7 @@ func TestPeerEscapesAreNeutralised(t *testing.T) {
 		t.Fatalf("%v\n%s", err, junit.String())
 	}
 	f := suites.Suites[0].Cases[0].Failure
-	if want := "protocol_error: status \\x1b[2J\\x1b[H500 — " + probe.OutcomeProtocolError.Meaning(); f.Message != want {
+	if want := "protocol_error: status \\x1b[2J\\x1b[H500 — " + httpHint; f.Message != want {
 		t.Errorf("JUnit message %q, want %q", f.Message, want)
 	}
 	if want := "http: bad answer \\x1b[31m|<b>\\n\\x9b"; f.Text != want {

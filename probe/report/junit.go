@@ -72,7 +72,7 @@ func (r *Check) WriteJUnit(w io.Writer) error {
 			Time:      seconds(res.Duration),
 		}
 		msg := res.Outcome.String()
-		if e := explain(t, res); e != "" {
+		if e := note(t, res); e != "" {
 			msg += ": " + Sanitize(e)
 		}
 		switch {

@@ -15,7 +15,7 @@ func (r *Check) WriteMarkdown(w io.Writer) error {
 		mw.printf("|---|---|---|---|---|---|---|---|---|\n")
 		for _, i := range g.idx {
 			t, res := r.targets[i], r.results[i]
-			why := mdCell(Sanitize(explain(t, res)))
+			why := mdCell(Sanitize(note(t, res)))
 			if !res.Success && res.Err != nil {
 				why += " (`" + strings.ReplaceAll(mdCell(Sanitize(res.Err.Error())), "`", "'") + "`)"
 			}

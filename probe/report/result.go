@@ -32,6 +32,10 @@ type Result struct {
 	Details         map[string]string  `json:"details"`
 	Values          map[string]float64 `json:"values,omitempty"`
 	Error           string             `json:"error"`
+	// Hint is the remedy for the result from the one hint table
+	// (probe.Hint): what the outcome means in the phase the run reached,
+	// and what to do; "" for an allowed flow that passed.
+	Hint string `json:"hint"`
 }
 
 // NewResult combines a target and its result.
@@ -46,6 +50,7 @@ func NewResult(t probe.Target, r probe.Result) Result {
 		Details:         r.Details,
 		Values:          r.Values,
 		Error:           r.Error(),
+		Hint:            probe.Hint(&t, &r),
 	}
 	for p, d := range r.Phases {
 		if d > 0 {
@@ -64,7 +69,7 @@ func WriteResultJSON(w io.Writer, t probe.Target, r probe.Result) error {
 }
 
 // WriteResultText writes a result for a person: verdict, outcome, timing,
-// details, the error and what the outcome usually means.
+// details, the error and the hint (probe.Hint) when there is one.
 func WriteResultText(w io.Writer, t probe.Target, r probe.Result) error {
 	tw := &errWriter{w: w}
 	tw.printf("%s %s %s: %s in %s", mark(r), t.Check, t.Address(), r.Outcome, fmtDuration(r.Duration))
@@ -99,7 +104,9 @@ func WriteResultText(w io.Writer, t probe.Target, r probe.Result) error {
 	if r.Err != nil {
 		tw.printf("  error:   %s\n", Sanitize(r.Err.Error()))
 	}
-	tw.printf("  hint:    %s: %s\n", r.Outcome, r.Outcome.Meaning())
+	if h := probe.Hint(&t, &r); h != "" {
+		tw.printf("  hint:    %s\n", h)
+	}
 	return tw.err
 }
 

@@ -25,7 +25,7 @@ func (r *Check) WriteText(w io.Writer) error {
 			}
 			tw.printf("  %s %-*s  %-28s %-9s %-6s %-14s %9s%s\n", mark(res), width, t.Flow,
 				t.Address(), portProto(t), t.Check, res.Outcome, latency(res.Duration), opt)
-			if e := explain(t, res); e != "" {
+			if e := note(t, res); e != "" {
 				tw.printf("      %s\n", Sanitize(e))
 			}
 			if !res.Success && res.Err != nil {
