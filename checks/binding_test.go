@@ -27,6 +27,9 @@ func TestBinderKindFor(t *testing.T) {
 		{"http", probe.TCP, "http", nil},
 		{"https", probe.TCP, "tls", nil},
 		{"ssh", probe.TCP, "ssh", nil},
+		{"ftp", probe.TCP, "banner", nil},
+		// The catalog prints its smtp flow as UDP.
+		{"smtp", probe.UDP, "udp", nil},
 		{"dns", probe.UDP, "udp", nil},
 		{"dns", probe.TCP, "tcp", nil},
 		{"rmi", probe.TCP, "tcp", nil},
