@@ -28,6 +28,7 @@ func TestBinderKindFor(t *testing.T) {
 		{"https", probe.TCP, "tls", nil},
 		{"ssh", probe.TCP, "ssh", nil},
 		{"ftp", probe.TCP, "banner", nil},
+		{"winrm", probe.TCP, "http", nil},
 		// The catalog prints its smtp flow as UDP.
 		{"smtp", probe.UDP, "udp", nil},
 		{"dns", probe.UDP, "udp", nil},
