@@ -29,6 +29,7 @@ func TestBinderKindFor(t *testing.T) {
 		{"ssh", probe.TCP, "ssh", nil},
 		{"ftp", probe.TCP, "banner", nil},
 		{"winrm", probe.TCP, "http", nil},
+		{"smb", probe.TCP, "smb", nil},
 		// The catalog prints its smtp flow as UDP.
 		{"smtp", probe.UDP, "udp", nil},
 		{"dns", probe.UDP, "udp", nil},

@@ -29,6 +29,20 @@ func talkPeer(t *testing.T, reqLen int, reply []byte) int {
 	})
 }
 
+// talkClose reads the client's first request of reqLen bytes, answers
+// with reply and closes the connection.
+func talkClose(t *testing.T, reqLen int, reply []byte) int {
+	t.Helper()
+	return appTCPPeer(t, func(c net.Conn) {
+		if reqLen > 0 {
+			if _, err := io.ReadFull(c, make([]byte, reqLen)); err != nil {
+				return
+			}
+		}
+		_, _ = c.Write(reply)
+	})
+}
+
 // talkReset resets every connection as soon as it is accepted.
 func talkReset(t *testing.T) int {
 	t.Helper()
