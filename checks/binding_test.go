@@ -30,6 +30,7 @@ func TestBinderKindFor(t *testing.T) {
 		{"ftp", probe.TCP, "banner", nil},
 		{"winrm", probe.TCP, "http", nil},
 		{"smb", probe.TCP, "smb", nil},
+		{"rdp", probe.TCP, "rdp", nil},
 		// The catalog prints its smtp flow as UDP.
 		{"smtp", probe.UDP, "udp", nil},
 		{"dns", probe.UDP, "udp", nil},
