@@ -81,7 +81,7 @@ func TestBannerHostile(t *testing.T) {
 		probe.OutcomeProtocolError, "a reply of more than 64 lines")
 	talkWant(t, appRun(t, "banner", talkFlood(t, []byte("120 soon\r\n")), map[string]any{"protocol": "ftp"}),
 		probe.OutcomeProtocolError, "more than 2 preliminary replies")
-	talkTransport(t, "banner", nil)
+	talkTransport(t, "banner", nil, 0)
 }
 
 func TestBannerOptions(t *testing.T) {

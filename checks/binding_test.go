@@ -31,6 +31,7 @@ func TestBinderKindFor(t *testing.T) {
 		{"winrm", probe.TCP, "http", nil},
 		{"smb", probe.TCP, "smb", nil},
 		{"rdp", probe.TCP, "rdp", nil},
+		{"vnc", probe.TCP, "vnc", nil},
 		// The catalog prints its smtp flow as UDP.
 		{"smtp", probe.UDP, "udp", nil},
 		{"dns", probe.UDP, "udp", nil},

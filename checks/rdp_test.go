@@ -78,7 +78,7 @@ func TestRDP(t *testing.T) {
 	talkWant(t, appRun(t, "rdp", talkClose(t, 19, nil), nil),
 		probe.OutcomeProtocolError, "the peer closed the connection without an answer")
 	talkWant(t, appRun(t, "rdp", talkFlood(t, []byte{3, 0, 0, 19}), nil), probe.OutcomeProtocolError, "")
-	talkTransport(t, "rdp", nil)
+	talkTransport(t, "rdp", nil, 19)
 }
 
 func TestRDPRequest(t *testing.T) {

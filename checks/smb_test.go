@@ -102,7 +102,7 @@ func TestSMB(t *testing.T) {
 		})
 	}
 	talkWant(t, appRun(t, "smb", talkFlood(t, []byte{0}), nil), probe.OutcomeProtocolError, "")
-	talkTransport(t, "smb", nil)
+	talkTransport(t, "smb", nil, smbRequestLen)
 }
 
 // On port 139 a NetBIOS session comes first; the test peer cannot have

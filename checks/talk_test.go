@@ -43,10 +43,16 @@ func talkClose(t *testing.T, reqLen int, reply []byte) int {
 	})
 }
 
-// talkReset resets every connection as soon as it is accepted.
-func talkReset(t *testing.T) int {
+// talkReset reads the client's first request of reqLen bytes (none when
+// 0), then resets the connection.
+func talkReset(t *testing.T, reqLen int) int {
 	t.Helper()
 	return appTCPPeer(t, func(c net.Conn) {
+		if reqLen > 0 {
+			if _, err := io.ReadFull(c, make([]byte, reqLen)); err != nil {
+				return
+			}
+		}
 		_ = c.(*net.TCPConn).SetLinger(0)
 	})
 }
@@ -66,21 +72,24 @@ func talkFlood(t *testing.T, chunk []byte) int {
 }
 
 // talkTransport runs kind against a closed port, a silent peer and a peer
-// that resets: the usual transport outcomes, decided by Classify alone.
-func talkTransport(t *testing.T, kind string, raw map[string]any) {
+// that resets (after reading a request of reqLen bytes, or at once): the
+// usual transport outcomes, decided by Classify alone.
+func talkTransport(t *testing.T, kind string, raw map[string]any, reqLen int) {
 	t.Helper()
 	appWant(t, appRun(t, kind, appClosedTCPPort(t), raw), probe.OutcomeRefused)
-	for name, port := range map[string]int{
-		"silent": appTCPPeer(t, appSilent),
-		"reset":  talkReset(t),
-	} {
-		r := appRun(t, kind, port, raw)
-		// The names of these outcomes follow the classifier; what holds
-		// is that the service failed after the connection was made.
-		if r.Outcome == probe.OutcomeOK || r.Phases[probe.PhaseRequest] == 0 {
-			t.Errorf("%s peer: outcome %s (%v), request phase %v; want a failure after connect",
-				name, r.Outcome, r.Err, r.Phases[probe.PhaseRequest])
-		}
+	// The names of these outcomes follow the classifier; what holds is
+	// that the service failed, after the connection was made.
+	r := appRun(t, kind, appTCPPeer(t, appSilent), raw)
+	if r.Outcome == probe.OutcomeOK || r.Phases[probe.PhaseRequest] == 0 {
+		t.Errorf("silent peer: outcome %s (%v), request phase %v; want a failure after connect",
+			r.Outcome, r.Err, r.Phases[probe.PhaseRequest])
+	}
+	r = appRun(t, kind, talkReset(t, reqLen), raw)
+	// A reset at once may beat the end of connect(); one after the
+	// request cannot.
+	if r.Outcome == probe.OutcomeOK || reqLen > 0 && r.Phases[probe.PhaseRequest] == 0 {
+		t.Errorf("reset: outcome %s (%v), request phase %v; want a failure after connect",
+			r.Outcome, r.Err, r.Phases[probe.PhaseRequest])
 	}
 }
 
