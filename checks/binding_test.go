@@ -36,7 +36,7 @@ func TestBinderKindFor(t *testing.T) {
 		{"smtp", probe.UDP, "udp", nil},
 		{"dns", probe.UDP, "udp", nil},
 		{"dns", probe.TCP, "tcp", nil},
-		{"rmi", probe.TCP, "tcp", nil},
+		{"rmi", probe.TCP, "rmi", nil},
 		{"", probe.UDP, "udp", nil},
 		{"icmp-echo", probe.ICMP, "icmp", nil},
 		{"", probe.ICMP, "icmp", nil},
