@@ -102,7 +102,7 @@ func FuzzReadGreeting(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte, prelim bool) {
 		g, err := readGreeting(bufio.NewReaderSize(io.LimitReader(bytes.NewReader(in), bannerLimit), bannerMaxLine), prelim)
 		if err != nil {
-			if o := Classify(err); o != probe.OutcomeProtocolError {
+			if o := Classify(err, true); o != probe.OutcomeProtocolError {
 				t.Fatalf("error %v classified %v", err, o)
 			}
 			return

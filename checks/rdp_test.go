@@ -119,8 +119,8 @@ func FuzzParseRDPConfirm(f *testing.F) {
 				_, err = parseRDPConfirm(pdu)
 			}
 		}
-		if err != nil && Classify(err) != probe.OutcomeProtocolError {
-			t.Fatalf("error %v classified %v", err, Classify(err))
+		if err != nil && Classify(err, true) != probe.OutcomeProtocolError {
+			t.Fatalf("error %v classified %v", err, Classify(err, true))
 		}
 	})
 }

@@ -79,7 +79,7 @@ func FuzzReadRMIAck(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		seen, err := readRMIAck(bytes.NewReader(in))
 		if err != nil {
-			if Classify(err) != probe.OutcomeProtocolError {
+			if Classify(err, true) != probe.OutcomeProtocolError {
 				t.Fatal(err)
 			}
 			return

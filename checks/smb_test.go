@@ -156,7 +156,7 @@ func FuzzParseSMBNegotiate(f *testing.F) {
 			n, err = parseSMBNegotiate(msg)
 		}
 		if err != nil {
-			if o := Classify(err); o != probe.OutcomeProtocolError {
+			if o := Classify(err, true); o != probe.OutcomeProtocolError {
 				t.Fatalf("error %v classified %v", err, o)
 			}
 			return

@@ -6,6 +6,7 @@ package checks
 // lands in the details.
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -36,6 +37,9 @@ type limitedConn struct {
 	io.Writer
 }
 
+// talkBuffer is the size of the read buffer of talk's connections.
+const talkBuffer = 512
+
 // talk connects to t over TCP and runs converse on the connection, whose
 // reads stop after limit bytes (io.EOF) and when ctx is done. It times the
 // request phase and records the reason of a wrong answer.
@@ -46,7 +50,10 @@ func talk(ctx context.Context, t *probe.Target, r *probe.Result, limit int64, co
 	}
 	defer done()
 	start := time.Now()
-	err = converse(limitedConn{Reader: io.LimitReader(conn, limit), Writer: conn})
+	// The buffer makes the first read of the connection a large one, so
+	// that a flowprobe responder's ERR line is recognised (see peerConn)
+	// however few bytes the protocol asks for first.
+	err = converse(limitedConn{Reader: io.LimitReader(bufio.NewReaderSize(conn, talkBuffer), limit), Writer: conn})
 	r.Phases[probe.PhaseRequest] = time.Since(start)
 	var ae *answerError
 	if errors.As(err, &ae) {

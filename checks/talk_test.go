@@ -77,20 +77,14 @@ func talkFlood(t *testing.T, chunk []byte) int {
 func talkTransport(t *testing.T, kind string, raw map[string]any, reqLen int) {
 	t.Helper()
 	appWant(t, appRun(t, kind, appClosedTCPPort(t), raw), probe.OutcomeRefused)
-	// The names of these outcomes follow the classifier; what holds is
-	// that the service failed, after the connection was made.
+	// A silent service fails after the connection was made.
 	r := appRun(t, kind, appTCPPeer(t, appSilent), raw)
-	if r.Outcome == probe.OutcomeOK || r.Phases[probe.PhaseRequest] == 0 {
-		t.Errorf("silent peer: outcome %s (%v), request phase %v; want a failure after connect",
-			r.Outcome, r.Err, r.Phases[probe.PhaseRequest])
+	if r.Outcome == probe.OutcomeOK || !r.Connected || r.Phases[probe.PhaseRequest] == 0 {
+		t.Errorf("silent peer: outcome %s (%v), connected %v, request phase %v; want a failure after connect",
+			r.Outcome, r.Err, r.Connected, r.Phases[probe.PhaseRequest])
 	}
 	r = appRun(t, kind, talkReset(t, reqLen), raw)
-	// A reset at once may beat the end of connect(); one after the
-	// request cannot.
-	if r.Outcome == probe.OutcomeOK || reqLen > 0 && r.Phases[probe.PhaseRequest] == 0 {
-		t.Errorf("reset: outcome %s (%v), request phase %v; want a failure after connect",
-			r.Outcome, r.Err, r.Phases[probe.PhaseRequest])
-	}
+	talkWant(t, r, probe.OutcomeProtocolError, probe.ReasonResetAfterConnect)
 }
 
 // talkWant asserts the outcome and, when reason is not empty, the reason

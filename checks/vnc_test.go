@@ -52,14 +52,14 @@ func FuzzParseRFBVersion(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var b [rfbVersionLen]byte
 		if err := readAnswer("vnc", bytes.NewReader(in), b[:]); err != nil {
-			if Classify(err) != probe.OutcomeProtocolError {
+			if Classify(err, true) != probe.OutcomeProtocolError {
 				t.Fatal(err)
 			}
 			return
 		}
 		v, err := parseRFBVersion(b)
 		if err != nil {
-			if Classify(err) != probe.OutcomeProtocolError {
+			if Classify(err, true) != probe.OutcomeProtocolError {
 				t.Fatal(err)
 			}
 			return
