@@ -37,9 +37,17 @@ var httpKind = register(Spec[HTTPOptions]{
 	Summary:   "HTTP or HTTPS request with expected status codes",
 	Defaults:  newHTTPOptions,
 	Values:    append([]Value{{ValueHTTPStatus, "HTTP status code of the response."}}, tlsValues...),
-	Hints:     []Hint{{App: "http", Options: map[string]any{"any_status": true, "no_follow_redirects": true}}},
-	Run:       runHTTP,
+	Hints: []Hint{
+		{App: "http", Options: map[string]any{"any_status": true, "no_follow_redirects": true}},
+		// WinRM is WS-Management over HTTP (5985) or HTTPS (5986): its
+		// endpoint answers any request, if only with 405 or 401.
+		{App: "winrm", Options: map[string]any{"path": "/wsman", "any_status": true, "no_follow_redirects": true}},
+	},
+	Run: runHTTP,
 })
+
+// winrmHTTPSPort is the port of WS-Management over HTTPS (WinRM).
+const winrmHTTPSPort = 5986
 
 // ValueHTTPStatus is the status code of the response.
 const ValueHTTPStatus = "http_status_code"
@@ -50,8 +58,9 @@ type HTTPOptions struct {
 	Method string `yaml:"method"`
 	// Path is the request path with an optional query (default /).
 	Path string `yaml:"path"`
-	// Scheme is http or https. Empty means https when the port is 443 or a
-	// tls block is given, http otherwise.
+	// Scheme is http or https. Empty means https when the port is 443 or
+	// 5986 (WS-Management over HTTPS) or a tls block is given, http
+	// otherwise.
 	Scheme string `yaml:"scheme"`
 	// ValidStatusCodes lists the status codes that pass; empty means any
 	// 2xx.
@@ -134,7 +143,7 @@ func (o *HTTPOptions) scheme(port int) string {
 	switch {
 	case o.Scheme != "":
 		return o.Scheme
-	case port == 443 || o.TLS != nil:
+	case port == 443 || port == winrmHTTPSPort || o.TLS != nil:
 		return "https"
 	}
 	return "http"

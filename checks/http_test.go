@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"io"
 	"log"
+	"maps"
 	"math/big"
 	"net"
 	"net/http"
@@ -309,6 +310,42 @@ func TestHTTPOptions(t *testing.T) {
 	for name, raw := range bad {
 		if _, err := Decode("http", raw); err == nil {
 			t.Errorf("%s: %v was accepted", name, raw)
+		}
+	}
+}
+
+// Catalog winrm flows get the http check on /wsman, passing on any HTTP
+// answer: a WinRM listener answers a GET with 405, or 401 without
+// credentials. Port 5986 speaks HTTPS.
+func TestHTTPWinRMHint(t *testing.T) {
+	kind, hint := Binder{}.KindFor("winrm", probe.TCP)
+	if kind != "http" || hint["path"] != "/wsman" || hint["any_status"] != true || hint["no_follow_redirects"] != true {
+		t.Fatalf("winrm binds to %s %v", kind, hint)
+	}
+	paths := make(chan string, 2)
+	wsman := func(w http.ResponseWriter, r *http.Request) {
+		paths <- r.URL.Path
+		w.WriteHeader(http.StatusMethodNotAllowed)
+	}
+	r := appRun(t, "http", appHTTPServer(t, wsman), hint)
+	appWant(t, r, probe.OutcomeOK)
+	if p := <-paths; p != "/wsman" || r.Details["status"] == "" {
+		t.Errorf("path %q, details %v", p, r.Details)
+	}
+
+	pki := newAppPKI(t)
+	tlsHint := maps.Clone(hint)
+	tlsHint["tls"] = map[string]any{"ca_file": pki.caFile, "server_name": "example.org"}
+	r = appRun(t, "http", pki.server(t, pki.valid, http.HandlerFunc(wsman)), tlsHint)
+	appWant(t, r, probe.OutcomeOK)
+	<-paths
+	if r.Details[DetailTLSVersion] == "" {
+		t.Errorf("no TLS on the https listener: %v", r.Details)
+	}
+	o := newHTTPOptions()
+	for port, want := range map[int]string{5985: "http", 5986: "https", 443: "https", 80: "http"} {
+		if got := o.scheme(port); got != want {
+			t.Errorf("scheme for port %d: %s, want %s", port, got, want)
 		}
 	}
 }

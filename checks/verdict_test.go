@@ -66,20 +66,35 @@ var verdictKinds = []verdictKind{
 	{"ssh", nil},
 	{"iscsi", nil},
 	{"dns", map[string]any{"name": "example.org", "transport": "tcp"}},
+	{"banner", nil},
+	{"smb", nil},
+	{"rdp", nil},
+	{"vnc", nil},
+	{"rmi", nil},
 }
 
 // verdictWant is the outcome of each kind against each peer, expect
 // allow. With expect deny every one of them is a connection: outcome ok
 // (the connect-only check) and a failed verdict.
+// banner and vnc wait for the server to speak first; the reset and garbage
+// peers wait for the client to speak first, so with them nobody speaks.
 var verdictWant = map[string]map[string]probe.Outcome{
 	"silent": {"tcp": probe.OutcomeServiceTimeout, "tls": probe.OutcomeServiceTimeout, "http": probe.OutcomeServiceTimeout,
-		"ldap": probe.OutcomeServiceTimeout, "ssh": probe.OutcomeServiceTimeout, "iscsi": probe.OutcomeServiceTimeout, "dns": probe.OutcomeServiceTimeout},
+		"ldap": probe.OutcomeServiceTimeout, "ssh": probe.OutcomeServiceTimeout, "iscsi": probe.OutcomeServiceTimeout, "dns": probe.OutcomeServiceTimeout,
+		"banner": probe.OutcomeServiceTimeout, "smb": probe.OutcomeServiceTimeout, "rdp": probe.OutcomeServiceTimeout,
+		"vnc": probe.OutcomeServiceTimeout, "rmi": probe.OutcomeServiceTimeout},
 	"trickle": {"tcp": probe.OutcomeProtocolError, "tls": probe.OutcomeServiceTimeout, "http": probe.OutcomeServiceTimeout,
-		"ldap": probe.OutcomeProtocolError, "ssh": probe.OutcomeServiceTimeout, "iscsi": probe.OutcomeServiceTimeout, "dns": probe.OutcomeServiceTimeout},
+		"ldap": probe.OutcomeProtocolError, "ssh": probe.OutcomeServiceTimeout, "iscsi": probe.OutcomeServiceTimeout, "dns": probe.OutcomeServiceTimeout,
+		"banner": probe.OutcomeServiceTimeout, "smb": probe.OutcomeServiceTimeout, "rdp": probe.OutcomeServiceTimeout,
+		"vnc": probe.OutcomeServiceTimeout, "rmi": probe.OutcomeProtocolError},
 	"reset": {"tcp": probe.OutcomeProtocolError, "tls": probe.OutcomeProtocolError, "http": probe.OutcomeProtocolError,
-		"ldap": probe.OutcomeProtocolError, "ssh": probe.OutcomeProtocolError, "iscsi": probe.OutcomeProtocolError, "dns": probe.OutcomeProtocolError},
+		"ldap": probe.OutcomeProtocolError, "ssh": probe.OutcomeProtocolError, "iscsi": probe.OutcomeProtocolError, "dns": probe.OutcomeProtocolError,
+		"banner": probe.OutcomeServiceTimeout, "smb": probe.OutcomeProtocolError, "rdp": probe.OutcomeProtocolError,
+		"vnc": probe.OutcomeServiceTimeout, "rmi": probe.OutcomeProtocolError},
 	"garbage": {"tcp": probe.OutcomeProtocolError, "tls": probe.OutcomeProtocolError, "http": probe.OutcomeProtocolError,
-		"ldap": probe.OutcomeProtocolError, "ssh": probe.OutcomeProtocolError, "iscsi": probe.OutcomeProtocolError, "dns": probe.OutcomeProtocolError},
+		"ldap": probe.OutcomeProtocolError, "ssh": probe.OutcomeProtocolError, "iscsi": probe.OutcomeProtocolError, "dns": probe.OutcomeProtocolError,
+		"banner": probe.OutcomeServiceTimeout, "smb": probe.OutcomeProtocolError, "rdp": probe.OutcomeProtocolError,
+		"vnc": probe.OutcomeServiceTimeout, "rmi": probe.OutcomeProtocolError},
 }
 
 func TestVerdictTable(t *testing.T) {
@@ -99,7 +114,7 @@ func TestVerdictTable(t *testing.T) {
 						t.Fatalf("outcome %s, success %v, connected %v (%v); want %s, failed, connected",
 							r.Outcome, r.Success, r.Connected, r.Err, want)
 					}
-					if peerName == "reset" && expect == probe.ExpectAllow && r.Details[probe.DetailReason] != probe.ReasonResetAfterConnect {
+					if peerName == "reset" && want == probe.OutcomeProtocolError && r.Details[probe.DetailReason] != probe.ReasonResetAfterConnect {
 						t.Errorf("reason %q, want %q", r.Details[probe.DetailReason], probe.ReasonResetAfterConnect)
 					}
 					if h := probe.Hint(&probe.Target{Check: k.kind, Expect: expect}, &r); h == "" {
@@ -205,9 +220,11 @@ func TestVerdictResponderReached(t *testing.T) {
 	t.Cleanup(func() { resp.Close() })
 	port := resp.Listening()[0].Port
 	for _, k := range verdictKinds {
-		if k.kind == "tcp" || k.kind == "dns" {
+		if k.kind == "tcp" || k.kind == "dns" || k.kind == "banner" || k.kind == "vnc" {
 			// tcp is the responder's own check; a DNS length prefix
-			// cannot be told from the ERR line's first bytes.
+			// cannot be told from the ERR line's first bytes; banner and
+			// vnc wait for the server to speak first, which the
+			// responder never does.
 			continue
 		}
 		r := verdictRun(t, k, port, probe.ExpectAllow, 5*time.Second)
