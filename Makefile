@@ -1,5 +1,10 @@
 # flowprobe — build, test, image.
 GO          ?= go
+# Release builds use the toolchain go.mod names (its `toolchain` line, with
+# the standard library's security fixes), fetched through the module proxy
+# when this machine's Go is older; GOTOOLCHAIN=local builds with what is here.
+GOTOOLCHAIN ?= auto
+export GOTOOLCHAIN
 VERSION     ?= $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 REVISION    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 BRANCH      ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)

@@ -2,6 +2,8 @@ module github.com/flowprobe/flowprobe
 
 go 1.26.8
 
+toolchain go1.26.11
+
 require (
 	github.com/alecthomas/kingpin/v2 v2.4.0
 	github.com/beevik/ntp v1.6.0
