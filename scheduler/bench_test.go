@@ -2,8 +2,11 @@ package scheduler
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"math"
 	"net"
+	"runtime"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -169,3 +172,56 @@ func BenchmarkDaemon(b *testing.B) {
 		})
 	}
 }
+
+// heapInUse is the live heap after a full collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse
+}
+
+// p99 is the upper bound of the lag bucket that holds the 99th percentile.
+func p99(h Histogram) float64 {
+	for _, ub := range LagBuckets {
+		if float64(h.Buckets[ub]) >= 0.99*float64(h.Count) {
+			return ub
+		}
+	}
+	return math.Inf(1)
+}
+
+// BenchmarkDaemonScale runs 10,000, 50,000 and 200,000 targets at 1,000
+// checks a second in total (interval = targets/1,000 seconds) for
+// -scale-seconds of wall time, with a checker that returns at once. It
+// reports the heap the daemon holds per target (live heap after GC, the
+// targets' own configuration excluded), the CPU time per check and the
+// lag's mean and 99th percentile (as the upper bound of its bucket).
+// Use -benchtime 1x: one op is the whole run.
+func BenchmarkDaemonScale(b *testing.B) {
+	for _, n := range []int{10_000, 50_000, 200_000} {
+		b.Run(fmt.Sprintf("targets=%d", n), func(b *testing.B) {
+			ts := benchTargets(n, n/4, time.Duration(n)*time.Millisecond)
+			for b.Loop() {
+				sink := &countingSink{goal: -1}
+				base := heapInUse()
+				s := New(Config{MaxInFlight: 256, MaxInFlightPerHost: 4}, okChecker, Options{Sink: sink})
+				s.Update(ts)
+				held := heapInUse() - base
+				cpu0 := cpuTime()
+				time.Sleep(*scaleSeconds)
+				cpu := cpuTime() - cpu0
+				st := s.Stats()
+				s.Close()
+				checks := float64(sink.n.Load())
+				b.ReportMetric(float64(held)/float64(n), "heap-B/target")
+				b.ReportMetric(checks/scaleSeconds.Seconds(), "checks/s")
+				b.ReportMetric(float64(cpu.Microseconds())/checks, "cpu-µs/check")
+				b.ReportMetric(st.Lag.Sum/float64(st.Lag.Count)*1e3, "lag-mean-ms")
+				b.ReportMetric(p99(st.Lag)*1e3, "lag-p99-ms")
+			}
+		})
+	}
+}
+
+var scaleSeconds = flag.Duration("scale-seconds", 5*time.Second, "how long BenchmarkDaemonScale runs each target count")

@@ -2,6 +2,8 @@ package scheduler
 
 import (
 	"slices"
+
+	"github.com/flowprobe/flowprobe/probe"
 	"sync"
 	"testing"
 	"time"
@@ -113,39 +115,53 @@ func (c *fakeClock) AdvanceToNext(tb testing.TB) time.Time {
 	return next
 }
 
-// WaitArmed blocks until exactly n timers are armed: every loop that should
-// be waiting for its next run is.
-func (c *fakeClock) WaitArmed(tb testing.TB, n int) {
-	tb.Helper()
-	c.WaitTimers(tb, -1, n)
+// poke wakes everyone waiting for a change of the clock's timers.
+func (c *fakeClock) poke() {
+	c.mu.Lock()
+	c.notifyLocked()
+	c.mu.Unlock()
 }
 
-// WaitTimers blocks until created timers exist (any number when negative)
-// and exactly armed of them are armed. After a reload, this tells that the
-// new loops have armed their timers and the stopped ones have disarmed
-// theirs.
-func (c *fakeClock) WaitTimers(tb testing.TB, created, n int) {
+// fakeScheduler returns a scheduler on the fake clock whose queue changes
+// wake waitQueued.
+func fakeScheduler(cfg Config, checker probe.Checker, c *fakeClock, sink Sink) *Scheduler {
+	s := New(cfg, checker, Options{Clock: c, Sink: sink})
+	s.onQueue = c.poke
+	return s
+}
+
+// waitQueued blocks until exactly n targets wait in the scheduler's queue
+// for their next run and the dispatcher's one timer is armed for the first
+// of them (disarmed when none waits): every target that should be waiting
+// for its time is.
+func waitQueued(tb testing.TB, c *fakeClock, s *Scheduler, n int) {
 	tb.Helper()
 	failsafe := time.NewTimer(10 * time.Second)
 	defer failsafe.Stop()
 	for {
 		c.mu.Lock()
-		armed := 0
+		var armed []time.Time
 		for _, t := range c.timers {
 			if t.active {
-				armed++
+				armed = append(armed, t.when)
 			}
 		}
 		ch := c.changed
-		total := len(c.timers)
 		c.mu.Unlock()
-		if armed == n && (created < 0 || total == created) {
+		s.mu.Lock()
+		queued := len(s.daemon.queue)
+		var head time.Time
+		if queued > 0 {
+			head = s.daemon.queue[0].planned
+		}
+		s.mu.Unlock()
+		if queued == n && (n == 0 && len(armed) == 0 || n > 0 && len(armed) == 1 && armed[0].Equal(head)) {
 			return
 		}
 		select {
 		case <-ch:
 		case <-failsafe.C:
-			tb.Fatalf("%d timers created and %d armed, want %d and %d", total, armed, created, n)
+			tb.Fatalf("%d targets queued and %d timers armed, want %d queued and the timer armed for the first", queued, len(armed), n)
 		}
 	}
 }

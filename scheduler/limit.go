@@ -48,8 +48,9 @@ func (s semaphore) release() {
 	}
 }
 
-// limiter holds the caps of one scheduler configuration: a global
+// limiter holds RunOnce's caps under one scheduler configuration: a global
 // semaphore and one semaphore per destination host, created on first use.
+// The daemon caps with its pool size and its host gates instead.
 // A reconfiguration replaces the whole limiter; runs holding slots of the
 // old one release them there.
 type limiter struct {
@@ -64,8 +65,7 @@ func newLimiter(global, perHost int) *limiter {
 	return &limiter{global: newSemaphore(global), perHost: perHost, hosts: map[string]semaphore{}}
 }
 
-// host returns the semaphore of a destination host. Loops look it up once
-// and keep it, so the hot path never touches the map.
+// host returns the semaphore of a destination host.
 func (l *limiter) host(h string) semaphore {
 	if l.perHost <= 0 {
 		return nil

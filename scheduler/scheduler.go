@@ -4,7 +4,6 @@ import (
 	"context"
 	"hash/fnv"
 	"log/slog"
-	"math/rand/v2"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -20,8 +19,9 @@ const DefaultInterval = time.Minute
 // of the site config). The zero value runs every check at its interval with
 // no caps, no jitter and no debouncing.
 type Config struct {
-	// MaxInFlight caps the checks running at once across all targets;
-	// 0 means no cap.
+	// MaxInFlight caps the checks running at once across all targets: it
+	// is the size of the daemon's worker pool (DefaultWorkers when 0). For
+	// RunOnce, 0 means no cap.
 	MaxInFlight int
 	// MaxInFlightPerHost caps the checks running at once against one
 	// destination host (Target.Host); 0 means no cap.
@@ -59,12 +59,12 @@ type Status struct {
 // and must not call back into the Scheduler.
 type Sink interface {
 	// SetTargets is called by Update with the complete new target set,
-	// after the loops of removed and changed targets were stopped and
-	// before any new loop records. After it returns, no Status of a target
+	// after removed and changed targets were stopped and before any new
+	// target records. After it returns, no Status of a target
 	// outside ts, or of a replaced version of one, is recorded.
 	SetTargets(ts []probe.Target)
 	// Record receives the status after each run. It is called from the
-	// target's own loop, so calls for one target never overlap.
+	// worker that ran the check; calls for one target never overlap.
 	Record(Status)
 }
 
@@ -79,8 +79,12 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Scheduler runs checks: continuously, one loop per target (Update), or
-// once over a set of targets (RunOnce). Both modes share its caps.
+// DefaultWorkers is the daemon's number of workers, the most checks it
+// runs at once, when Config.MaxInFlight is 0.
+const DefaultWorkers = 256
+
+// Scheduler runs checks: continuously, from a queue of due times served
+// by a pool of workers (Update), or once over a set of targets (RunOnce).
 type Scheduler struct {
 	checker probe.Checker
 	clock   Clock
@@ -96,17 +100,27 @@ type Scheduler struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu     sync.Mutex // serialises Update and Close
-	loops  map[string]*loop
-	closed bool
+	// mu guards the daemon's state below and every entry's scheduling
+	// fields. It is never held across a check or a sink call that could
+	// block on I/O.
+	mu      sync.Mutex
+	entries map[string]*entry
+	closed  bool
+	started bool // the dispatcher runs
+	daemon  daemonState
 
-	// onWait, when set, is called when a run must wait for a slot.
-	onWait func(t probe.Target)
+	// onWait, when set, is called when a run must wait for a slot;
+	// onQueue, under mu, when an entry entered or left the queue.
+	onWait  func(t probe.Target)
+	onQueue func()
 }
 
 type settings struct {
 	cfg Config
 	lim *limiter
+	// workers is the daemon's pool size; hosts its per-host gates.
+	workers int
+	hosts   *hostGates
 }
 
 // New returns a scheduler that runs checks with checker under cfg. It runs
@@ -118,20 +132,31 @@ func New(cfg Config, checker probe.Checker, opts Options) *Scheduler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Scheduler{checker: checker, clock: opts.Clock, sink: opts.Sink, log: opts.Logger, loops: map[string]*loop{}}
+	s := &Scheduler{checker: checker, clock: opts.Clock, sink: opts.Sink, log: opts.Logger, entries: map[string]*entry{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.daemon.init(&s.mu)
 	s.Reconfigure(cfg)
 	return s
 }
 
-// Reconfigure switches to a new policy. Loops pick it up at their next run;
-// checks in flight finish under the caps they started with, so for one
-// interval the old and new caps may both be counting.
+// Reconfigure switches to a new policy. Runs pick it up when they are next
+// planned or started; checks in flight finish under the caps they started
+// with, so for one interval the old and new caps may both be counting.
 func (s *Scheduler) Reconfigure(cfg Config) {
 	if old := s.settings.Load(); old != nil && old.cfg == cfg {
 		return
 	}
-	s.settings.Store(&settings{cfg: cfg, lim: newLimiter(cfg.MaxInFlight, cfg.MaxInFlightPerHost)})
+	workers := cfg.MaxInFlight
+	if workers <= 0 {
+		workers = DefaultWorkers
+	}
+	s.settings.Store(&settings{
+		cfg: cfg, lim: newLimiter(cfg.MaxInFlight, cfg.MaxInFlightPerHost),
+		workers: workers, hosts: newHostGates(cfg.MaxInFlightPerHost),
+	})
+	s.mu.Lock()
+	s.daemon.cond.Broadcast() // surplus workers retire
+	s.mu.Unlock()
 }
 
 // Stats returns the self-metric view of the scheduler.
@@ -140,58 +165,69 @@ func (s *Scheduler) Stats() Stats {
 }
 
 // Update makes targets the running set, by diff: a target whose ID and
-// settings are unchanged keeps its loop, its phase and its state; a changed
-// one restarts with fresh state; a removed one stops. Targets are compared
-// with reflect.DeepEqual, options included. Of duplicate IDs the first
-// wins.
+// settings are unchanged keeps its place in the queue, its phase and its
+// state; a changed one restarts with fresh state; a removed one stops (a
+// run in flight sees its context cancelled and is not recorded). Targets
+// are compared with reflect.DeepEqual, options included. Of duplicate IDs
+// the first wins.
 func (s *Scheduler) Update(targets []probe.Target) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return
 	}
-	next := make(map[string]*loop, len(targets))
+	next := make(map[string]*entry, len(targets))
 	kept := make([]probe.Target, 0, len(targets))
-	var started []*loop
+	var added []*entry
 	for _, t := range targets {
 		if _, dup := next[t.ID]; dup {
 			continue
 		}
 		kept = append(kept, t)
-		if old, ok := s.loops[t.ID]; ok && reflect.DeepEqual(old.t, t) {
+		if old, ok := s.entries[t.ID]; ok && reflect.DeepEqual(old.t, t) {
 			next[t.ID] = old
 			continue
 		}
-		l := s.newLoop(t)
-		next[t.ID] = l
-		started = append(started, l)
+		e := newEntry(t)
+		next[t.ID] = e
+		added = append(added, e)
 	}
-	for id, old := range s.loops {
+	for id, old := range s.entries {
 		if next[id] != old {
-			old.stop()
+			s.stopLocked(old)
 		}
 	}
-	s.loops = next
+	s.entries = next
 	s.targets.Store(int64(len(next)))
 	if s.sink != nil {
 		s.sink.SetTargets(kept)
 	}
-	for _, l := range started {
-		s.wg.Add(1)
-		go l.run()
+	now := s.clock.Now()
+	set := s.settings.Load()
+	for _, e := range added {
+		e.first(now, set.cfg.Jitter)
+		s.daemon.queue.push(e)
 	}
+	s.queueChanged()
+	if !s.started {
+		s.started = true
+		s.wg.Add(1)
+		go s.dispatch()
+	}
+	s.daemon.wakeDispatcher()
 }
 
-// Close stops every loop and waits for them (and their checks, which see
-// their context cancelled) to return.
+// Close stops every target and waits for the dispatcher and the workers
+// (and their checks, which see their context cancelled) to return.
 func (s *Scheduler) Close() {
 	s.mu.Lock()
 	s.closed = true
-	for _, l := range s.loops {
-		l.stop()
+	for _, e := range s.entries {
+		s.stopLocked(e)
 	}
-	s.loops = nil
+	s.entries = nil
 	s.targets.Store(0)
+	s.daemon.cond.Broadcast()
 	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
@@ -225,148 +261,4 @@ func slotAfter(t time.Time, offset, interval time.Duration) time.Time {
 		g += iv
 	}
 	return time.Unix(0, g)
-}
-
-// loop is the life of one target in the daemon.
-type loop struct {
-	s      *Scheduler
-	t      probe.Target
-	ctx    context.Context
-	cancel context.CancelFunc
-	log    *slog.Logger
-
-	mu      sync.Mutex // orders the last Record against stop
-	stopped bool
-
-	// Owned by the loop goroutine.
-	known    bool
-	up       bool
-	failures int
-}
-
-func (s *Scheduler) newLoop(t probe.Target) *loop {
-	l := &loop{s: s, t: t, log: s.log.With("flow", t.Product+"/"+t.Flow, "target", t.ID)}
-	l.ctx, l.cancel = context.WithCancel(s.ctx)
-	return l
-}
-
-func (l *loop) stop() {
-	l.mu.Lock()
-	l.stopped = true
-	l.mu.Unlock()
-	l.cancel()
-}
-
-func (l *loop) run() {
-	defer l.s.wg.Done()
-	s := l.s
-	interval := l.t.Interval
-	if interval <= 0 {
-		interval = DefaultInterval
-	}
-	offset := Offset(l.t.ID, interval)
-	now := s.clock.Now()
-	base := slotAfter(now.Add(-1), offset, interval) // first slot at or after now
-
-	var timer Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	var (
-		curLim *limiter
-		sl     slots
-	)
-	for {
-		set := s.settings.Load()
-		planned := base
-		if j := time.Duration(min(set.cfg.Jitter, 1) * float64(interval)); j > 0 {
-			planned = planned.Add(rand.N(j))
-		}
-		if d := planned.Sub(now); timer == nil {
-			timer = s.clock.NewTimer(d)
-		} else {
-			timer.Reset(d)
-		}
-		select {
-		case <-l.ctx.Done():
-			return
-		case <-timer.C():
-		}
-
-		if set.lim != curLim {
-			curLim = set.lim
-			sl = slots{host: curLim.host(l.t.Host), global: curLim.global}
-		}
-		var wait func()
-		if s.onWait != nil {
-			wait = func() { s.onWait(l.t) }
-		}
-		if sl.acquire(l.ctx, wait) != nil {
-			return
-		}
-		start := s.clock.Now()
-		s.lag.observe(start.Sub(planned))
-		s.inFlight.Add(1)
-		r := probe.Run(l.ctx, s.checker, l.t)
-		s.inFlight.Add(-1)
-		sl.release()
-		if l.ctx.Err() != nil {
-			return // stopped mid-run: the result says nothing about the flow
-		}
-		if !r.Interrupted {
-			// An interrupted run is no outcome: neither stored nor counted.
-			l.record(r, set.cfg.FailuresBeforeDown)
-		}
-
-		now = s.clock.Now()
-		if fi := set.cfg.FailingInterval; !r.Success && !r.Interrupted && fi > 0 && fi < interval {
-			base = base.Add(fi)
-			if base.Before(now) {
-				base = now
-			}
-			continue
-		}
-		base = slotAfter(base, offset, interval)
-		if base.Before(now) {
-			base = slotAfter(now, offset, interval) // skip the slots a long run missed
-		}
-	}
-}
-
-// record judges r, logs a state change and hands the status to the sink
-// unless the loop was stopped meanwhile.
-func (l *loop) record(r probe.Result, threshold int) {
-	if r.Success {
-		l.failures = 0
-	} else {
-		l.failures++
-	}
-	was, known := l.up, l.known
-	switch {
-	case !known, r.Success:
-		l.up = r.Success
-	case l.failures >= max(threshold, 1):
-		l.up = false
-	}
-	l.known = true
-	changed := !known || was != l.up
-	if changed {
-		switch {
-		case !l.up:
-			l.log.Warn("Flow down", "outcome", r.Outcome.String(), "failures", l.failures, "err", r.Error())
-		case known:
-			l.log.Info("Flow up", "outcome", r.Outcome.String())
-		}
-	}
-	if l.s.sink == nil {
-		return
-	}
-	st := Status{Target: l.t, Result: r, Up: l.up, ConsecutiveFailures: l.failures, Changed: changed}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.stopped {
-		l.s.sink.Record(st)
-	}
 }

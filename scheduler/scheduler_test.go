@@ -118,11 +118,11 @@ func TestRunsStartAtPhaseOffsetsAndRestartsKeepThePhase(t *testing.T) {
 	for _, start := range []time.Time{t0, t0.Add(3700 * time.Millisecond)} {
 		clock := newFakeClock(start)
 		starts := make(chan run, 10)
-		s := New(Config{}, clockChecker(clock, starts), Options{Clock: clock})
+		s := fakeScheduler(Config{}, clockChecker(clock, starts), clock, nil)
 		s.Update(targets)
 		var got []run
 		for range 2 * len(ids) {
-			clock.WaitArmed(t, len(ids))
+			waitQueued(t, clock, s, len(ids))
 			clock.AdvanceToNext(t)
 			got = append(got, recv(t, starts))
 		}
@@ -166,7 +166,7 @@ func TestDaemonGlobalCap(t *testing.T) {
 	clock := newFakeClock(t0)
 	g := newGate()
 	sink := newSink()
-	s := New(Config{MaxInFlight: 2}, g, Options{Clock: clock, Sink: sink})
+	s := fakeScheduler(Config{MaxInFlight: 2}, g, clock, sink)
 	waiting := make(chan string, 100)
 	s.onWait = func(t probe.Target) { waiting <- t.ID }
 	var targets []probe.Target
@@ -175,7 +175,7 @@ func TestDaemonGlobalCap(t *testing.T) {
 	}
 	s.Update(targets)
 	defer s.Close()
-	clock.WaitArmed(t, 5)
+	waitQueued(t, clock, s, 5)
 	clock.Advance(10 * time.Second) // every target is due
 
 	recv(t, g.started)
@@ -197,7 +197,7 @@ func TestDaemonGlobalCap(t *testing.T) {
 	g.release <- struct{}{}
 	recv(t, sink.records)
 	recv(t, sink.records)
-	clock.WaitArmed(t, 5)
+	waitQueued(t, clock, s, 5)
 	if st := s.Stats(); st.InFlight != 0 {
 		t.Fatalf("%d in flight after all runs finished", st.InFlight)
 	}
@@ -319,12 +319,12 @@ func TestInterruptedRunIsDropped(t *testing.T) {
 		return r
 	})
 	sink := newSink()
-	s := New(Config{FailuresBeforeDown: 3}, checker, Options{Clock: clock, Sink: sink})
+	s := fakeScheduler(Config{FailuresBeforeDown: 3}, checker, clock, sink)
 	s.Update([]probe.Target{target("t", "h")})
 	defer s.Close()
 	var failures []int
 	for range 2 {
-		clock.WaitArmed(t, 1)
+		waitQueued(t, clock, s, 1)
 		clock.AdvanceToNext(t)
 		st := recv(t, sink.records)
 		if st.Result.Interrupted {
@@ -333,7 +333,7 @@ func TestInterruptedRunIsDropped(t *testing.T) {
 		failures = append(failures, st.ConsecutiveFailures)
 		if len(failures) == 1 {
 			// The interrupted run comes next; it records nothing.
-			clock.WaitArmed(t, 1)
+			waitQueued(t, clock, s, 1)
 			clock.AdvanceToNext(t)
 		}
 	}
@@ -345,21 +345,21 @@ func TestInterruptedRunIsDropped(t *testing.T) {
 func TestRunsNeverOverlapAndSkipMissedSlots(t *testing.T) {
 	clock := newFakeClock(t0)
 	g := newGate()
-	s := New(Config{}, g, Options{Clock: clock})
+	s := fakeScheduler(Config{}, g, clock, nil)
 	tg := target("slow", "h")
 	s.Update([]probe.Target{tg})
 	defer s.Close()
 	off := Offset(tg.ID, 10*time.Second)
 
-	clock.WaitArmed(t, 1)
+	waitQueued(t, clock, s, 1)
 	clock.AdvanceToNext(t)
 	recv(t, g.started)
 	clock.Advance(35 * time.Second) // three more slots pass while the run blocks
-	clock.WaitArmed(t, 0)
+	waitQueued(t, clock, s, 0)
 	noMore(t, g.started)
 	g.release <- struct{}{}
 
-	clock.WaitArmed(t, 1)
+	waitQueued(t, clock, s, 1)
 	at := clock.AdvanceToNext(t)
 	if want := t0.Add(off + 40*time.Second); !at.Equal(want) {
 		t.Errorf("next run at %v, want the first slot after the long run, %v", at, want)
@@ -379,7 +379,7 @@ func TestFailureThresholdAndFailingInterval(t *testing.T) {
 		return probe.Result{Outcome: o}
 	})
 	sink := newSink()
-	s := New(Config{FailuresBeforeDown: 3, FailingInterval: 2 * time.Second}, checker, Options{Clock: clock, Sink: sink})
+	s := fakeScheduler(Config{FailuresBeforeDown: 3, FailingInterval: 2 * time.Second}, checker, clock, sink)
 	tg := target("flappy", "h")
 	s.Update([]probe.Target{tg})
 	defer s.Close()
@@ -400,7 +400,7 @@ func TestFailureThresholdAndFailingInterval(t *testing.T) {
 		{off + 20*time.Second, true, 0, false}, // back on the phase grid
 	}
 	for k, w := range want {
-		clock.WaitArmed(t, 1)
+		waitQueued(t, clock, s, 1)
 		at := clock.AdvanceToNext(t)
 		st := recv(t, sink.records)
 		got := step{at.Sub(t0), st.Up, st.ConsecutiveFailures, st.Changed}
@@ -422,13 +422,13 @@ func TestUpdateKeepsUnchangedTargetsAndStopsRemovedOnes(t *testing.T) {
 		}
 		return probe.Result{Outcome: probe.OutcomeOK}
 	})
-	s := New(Config{FailuresBeforeDown: 5}, checker, Options{Clock: clock, Sink: sink})
+	s := fakeScheduler(Config{FailuresBeforeDown: 5}, checker, clock, sink)
 	defer s.Close()
 	a, b, c := target("a", "h"), target("b", "h"), target("c", "h")
 	s.Update([]probe.Target{a, b, c})
 	byID := map[string]Status{}
 	for range 3 {
-		clock.WaitArmed(t, 3)
+		waitQueued(t, clock, s, 3)
 		clock.AdvanceToNext(t)
 		st := recv(t, sink.records)
 		byID[st.Target.ID] = st
@@ -436,7 +436,7 @@ func TestUpdateKeepsUnchangedTargetsAndStopsRemovedOnes(t *testing.T) {
 	if st := byID["a"]; st.Up || st.ConsecutiveFailures != 1 {
 		t.Fatalf("a after one failure: %+v, want down with 1 failure (the first result is not debounced)", st)
 	}
-	clock.WaitArmed(t, 3)
+	waitQueued(t, clock, s, 3)
 
 	b2 := b
 	b2.Timeout = 3 * time.Second
@@ -448,11 +448,11 @@ func TestUpdateKeepsUnchangedTargetsAndStopsRemovedOnes(t *testing.T) {
 	if n := s.Stats().Targets; n != 3 {
 		t.Fatalf("%d targets configured, want 3", n)
 	}
-	clock.WaitTimers(t, 5, 3) // b and d armed new timers; a kept its own; old b and c disarmed theirs
+	waitQueued(t, clock, s, 3) // b and d queued; a kept its place; old b and c left the queue
 
 	seen := map[string]Status{}
 	for len(seen) < 3 {
-		clock.WaitArmed(t, 3)
+		waitQueued(t, clock, s, 3)
 		at := clock.AdvanceToNext(t)
 		st := recv(t, sink.records)
 		if _, dup := seen[st.Target.ID]; dup {
@@ -479,14 +479,14 @@ func TestUpdateKeepsUnchangedTargetsAndStopsRemovedOnes(t *testing.T) {
 func TestJitterStaysWithinItsFractionAndDoesNotDrift(t *testing.T) {
 	clock := newFakeClock(t0)
 	starts := make(chan run, 10)
-	s := New(Config{Jitter: 0.5}, clockChecker(clock, starts), Options{Clock: clock})
+	s := fakeScheduler(Config{Jitter: 0.5}, clockChecker(clock, starts), clock, nil)
 	tg := target("jittery", "h")
 	s.Update([]probe.Target{tg})
 	defer s.Close()
 	off := Offset(tg.ID, 10*time.Second)
 	moved := 0
 	for k := range 20 {
-		clock.WaitArmed(t, 1)
+		waitQueued(t, clock, s, 1)
 		clock.AdvanceToNext(t)
 		at := recv(t, starts).at
 		slot := t0.Add(off + time.Duration(k)*10*time.Second)
@@ -499,5 +499,40 @@ func TestJitterStaysWithinItsFractionAndDoesNotDrift(t *testing.T) {
 	}
 	if moved == 0 {
 		t.Error("jitter moved no run")
+	}
+}
+
+func TestDaemonPerHostCapRunsEveryDueTargetLate(t *testing.T) {
+	clock := newFakeClock(t0)
+	g := newGate()
+	sink := newSink()
+	s := fakeScheduler(Config{MaxInFlight: 8, MaxInFlightPerHost: 1}, g, clock, sink)
+	waiting := make(chan string, 100)
+	s.onWait = func(t probe.Target) { waiting <- t.ID }
+	s.Update([]probe.Target{target("a1", "a"), target("a2", "a"), target("a3", "a"), target("b1", "b")})
+	defer s.Close()
+	waitQueued(t, clock, s, 4)
+	clock.Advance(10 * time.Second) // every target is due
+
+	started := map[string]bool{recv(t, g.started): true, recv(t, g.started): true}
+	recv(t, waiting)
+	recv(t, waiting)
+	noMore(t, g.started)
+	if !started["b1"] {
+		t.Fatalf("started %v, want one of host a and b1", started)
+	}
+	clock.Advance(3 * time.Second) // the queued runs are now late
+	for range 4 {
+		g.release <- struct{}{}
+	}
+	recv(t, g.started) // the waiting runs of host a take the freed slot in turn
+	recv(t, g.started)
+	for range 4 {
+		recv(t, sink.records)
+	}
+	waitQueued(t, clock, s, 4)
+	st := s.Stats()
+	if st.Lag.Count != 4 || st.Lag.Sum < 6 {
+		t.Errorf("lag count %d sum %vs, want 4 runs, two of them 3s late", st.Lag.Count, st.Lag.Sum)
 	}
 }
