@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"syscall"
 	"testing"
 	"time"
 
@@ -13,7 +15,7 @@ import (
 	"github.com/flowprobe/flowprobe/probe"
 )
 
-var scrapeTargets = flag.Int("scrape-targets", 10000, "targets of BenchmarkScrape")
+var scrapeTargets = flag.Int("scrape-targets", 0, "run BenchmarkScrape for this many targets only")
 
 // countingWriter is a ResponseWriter that counts and discards the body,
 // so that the benchmark measures the exporter, not a growing buffer.
@@ -35,10 +37,31 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// BenchmarkScrape serves /metrics for 10,000 targets with TLS values (a
-// scrape of about 290,000 series); -args -scrape-targets N sets another
-// count.
+// BenchmarkScrape serves /metrics (the text format) for 10,000, 50,000
+// and 200,000 targets with TLS values, 29 series a target; -args
+// -scrape-targets N runs N targets only. "filtered" asks for one family
+// (name[]=flowprobe_check_success). Besides time, bytes and allocations
+// per scrape it reports the process CPU time per scrape and the heap the
+// store holds per target after a scrape (live heap after GC, the targets'
+// configuration included).
 func BenchmarkScrape(b *testing.B) {
+	counts := []int{10_000, 50_000, 200_000}
+	if *scrapeTargets > 0 {
+		counts = []int{*scrapeTargets}
+	}
+	for _, n := range counts {
+		for _, path := range []string{"/metrics", "/metrics?name[]=flowprobe_check_success"} {
+			name := fmt.Sprintf("targets=%d", n)
+			if path != "/metrics" {
+				name += "/filtered"
+			}
+			b.Run(name, func(b *testing.B) { benchScrape(b, n, path) })
+		}
+	}
+}
+
+func benchScrape(b *testing.B, n int, path string) {
+	base := heapInUse()
 	e := New(Options{Stats: func() SchedulerStats { return SchedulerStats{LagBuckets: map[float64]uint64{}} }})
 	if err := e.SetConstLabels("bench", nil); err != nil {
 		b.Fatal(err)
@@ -47,7 +70,7 @@ func BenchmarkScrape(b *testing.B) {
 	if err := e.Register(reg); err != nil {
 		b.Fatal(err)
 	}
-	ts := make([]probe.Target, *scrapeTargets)
+	ts := make([]probe.Target, n)
 	for i := range ts {
 		host := fmt.Sprintf("host-%d.example.org", i/10)
 		ts[i] = probe.Target{ID: probe.MakeID("bench", fmt.Sprint("flow-", i%10), host, 443, probe.TCP, "tls"), Product: "bench",
@@ -57,9 +80,14 @@ func BenchmarkScrape(b *testing.B) {
 	for _, t := range ts {
 		e.Store().Record(Record{Target: t, Result: okResult(), Up: true})
 	}
+	ts = nil
 	h := e.Handler(HandlerOptions{Gatherer: reg})
-	req := httptest.NewRequest("GET", "/metrics", nil)
+	req := httptest.NewRequest("GET", path, nil)
+	h.ServeHTTP(&countingWriter{header: http.Header{}}, req) // fills the label caches
+	held := float64(heapInUse()-base) / float64(n)
+	cpu0 := cpuTime()
 	b.ReportAllocs()
+	b.ResetTimer()
 	for b.Loop() {
 		w := &countingWriter{header: http.Header{}}
 		h.ServeHTTP(w, req)
@@ -68,6 +96,23 @@ func BenchmarkScrape(b *testing.B) {
 		}
 		b.SetBytes(w.n)
 	}
+	b.ReportMetric(float64((cpuTime()-cpu0).Milliseconds())/float64(b.N), "cpu-ms/scrape")
+	b.ReportMetric(held, "heap-B/target")
+}
+
+// heapInUse is the live heap after a full collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse
+}
+
+// cpuTime is the process's user+system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkStatusPage renders the status page for -scrape-targets targets

@@ -56,6 +56,9 @@ type Exporter struct {
 	valueHelp map[string]string
 
 	descs atomic.Pointer[descSet]
+	// self gathers build info and collectSelf for the text exposition,
+	// which writes the per-target families itself.
+	self *prometheus.Registry
 
 	reloadMu      sync.Mutex
 	reloadOK      bool
@@ -71,6 +74,8 @@ func New(opts Options) *Exporter {
 	}
 	e := &Exporter{store: NewStore(), stats: opts.Stats, log: opts.Logger, valueHelp: opts.ValueHelp}
 	e.descs.Store(newDescSet(nil, e.valueHelp))
+	e.self = prometheus.NewRegistry()
+	e.self.MustRegister(versioncollector.NewCollector(Namespace), selfCollector{e})
 	return e
 }
 
@@ -125,6 +130,31 @@ func (e *Exporter) Register(reg prometheus.Registerer) error {
 	return nil
 }
 
+// metricFamily names and describes a per-target family.
+type metricFamily struct {
+	name, help, typ string
+}
+
+func (f metricFamily) fqName() string { return prometheus.BuildFQName(Namespace, "", f.name) }
+
+// desc returns the family's descriptor: the target labels, then extra.
+func (f metricFamily) desc(constLabels prometheus.Labels, extra ...string) *prometheus.Desc {
+	return prometheus.NewDesc(f.fqName(), f.help, append(slices.Clone(TargetLabels), extra...), constLabels)
+}
+
+// The per-target families.
+var (
+	famSuccess        = metricFamily{"check_success", "1 if the flow passes (judged against its expectation, after the failure threshold), else 0.", "gauge"}
+	famExpectDeny     = metricFamily{"check_expect_deny", "1 if the flow must be blocked (expect: deny), else 0.", "gauge"}
+	famOutcome        = metricFamily{"check_outcome", "Outcome of the latest run, one-hot over every outcome (not debounced).", "gauge"}
+	famDuration       = metricFamily{"check_duration_seconds", "Duration of the latest run in seconds.", "gauge"}
+	famPhase          = metricFamily{"check_phase_duration_seconds", "Duration of each phase of the latest run that went through it, in seconds.", "gauge"}
+	famRuns           = metricFamily{"checks_total", "Runs of the check since the target was configured.", "counter"}
+	famFailures       = metricFamily{"check_failures_total", "Failed runs (verdict false) of the check since the target was configured, by outcome.", "counter"}
+	famLastRun        = metricFamily{"check_last_run_timestamp_seconds", "Start of the latest run as a Unix timestamp.", "gauge"}
+	famConsecFailures = metricFamily{"check_consecutive_failures", "Failed runs since the last passing one.", "gauge"}
+)
+
 // descSet holds the descriptors for one set of constant labels; a reload
 // that changes the labels swaps the whole set.
 type descSet struct {
@@ -141,22 +171,19 @@ type descSet struct {
 
 func newDescSet(constLabels prometheus.Labels, valueHelp map[string]string) *descSet {
 	name := func(n string) string { return prometheus.BuildFQName(Namespace, "", n) }
-	per := func(n, help string, extra ...string) *prometheus.Desc {
-		return prometheus.NewDesc(name(n), help, append(slices.Clone(TargetLabels), extra...), constLabels)
-	}
 	self := func(n, help string) *prometheus.Desc { return prometheus.NewDesc(name(n), help, nil, constLabels) }
 	return &descSet{
 		constLabels:    constLabels,
 		constPairs:     sortedConstPairs(constLabels),
-		success:        per("check_success", "1 if the flow passes (judged against its expectation, after the failure threshold), else 0."),
-		expectDeny:     per("check_expect_deny", "1 if the flow must be blocked (expect: deny), else 0."),
-		outcome:        per("check_outcome", "Outcome of the latest run, one-hot over every outcome (not debounced).", "outcome"),
-		duration:       per("check_duration_seconds", "Duration of the latest run in seconds."),
-		phase:          per("check_phase_duration_seconds", "Duration of each phase of the latest run that went through it, in seconds.", "phase"),
-		runs:           per("checks_total", "Runs of the check since the target was configured."),
-		failures:       per("check_failures_total", "Failed runs (verdict false) of the check since the target was configured, by outcome.", "outcome"),
-		lastRun:        per("check_last_run_timestamp_seconds", "Start of the latest run as a Unix timestamp."),
-		consecFailures: per("check_consecutive_failures", "Failed runs since the last passing one."),
+		success:        famSuccess.desc(constLabels),
+		expectDeny:     famExpectDeny.desc(constLabels),
+		outcome:        famOutcome.desc(constLabels, "outcome"),
+		duration:       famDuration.desc(constLabels),
+		phase:          famPhase.desc(constLabels, "phase"),
+		runs:           famRuns.desc(constLabels),
+		failures:       famFailures.desc(constLabels, "outcome"),
+		lastRun:        famLastRun.desc(constLabels),
+		consecFailures: famConsecFailures.desc(constLabels),
 		reloadOK:       self("config_last_reload_successful", "1 if the last configuration load or reload succeeded, else 0."),
 		reloadTime:     self("config_last_reload_success_timestamp_seconds", "Time of the last successful configuration load or reload, as a Unix timestamp."),
 		lag:            self("scheduler_lag_seconds", "How late runs started against their planned time, including the wait for a concurrency slot."),
@@ -178,14 +205,18 @@ func (d *descSet) value(n string) *prometheus.Desc {
 	fq := prometheus.BuildFQName(Namespace, "", n)
 	var desc *prometheus.Desc
 	if model.UTF8Validation.IsValidMetricName(fq) && model.LegacyValidation.IsValidMetricName(fq) {
-		help, ok := d.valueHelp[n]
-		if !ok {
-			help = "Value " + n + " reported by the check."
-		}
-		desc = prometheus.NewDesc(fq, help, TargetLabels, d.constLabels)
+		desc = prometheus.NewDesc(fq, d.help(n), TargetLabels, d.constLabels)
 	}
 	d.values[n] = desc
 	return desc
+}
+
+// help is the HELP text of a Result.Values metric.
+func (d *descSet) help(n string) string {
+	if help, ok := d.valueHelp[n]; ok {
+		return help
+	}
+	return "Value " + n + " reported by the check."
 }
 
 // Describe sends nothing: the metric set depends on the checks' values and
@@ -198,9 +229,6 @@ func (e *Exporter) Describe(chan<- *prometheus.Desc) {}
 // them already in that order, which makes the sort a linear pass.
 func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	d := e.descs.Load()
-	gauge := func(desc *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labels...)
-	}
 
 	entries := e.store.results() // no series until the first run: a pending flow is not a failed one
 	rows := make([]row, len(entries))
@@ -269,6 +297,22 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 
+	e.collectSelf(ch, d)
+}
+
+// selfCollector collects the exporter's metrics that are not per target.
+type selfCollector struct{ e *Exporter }
+
+func (selfCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (c selfCollector) Collect(ch chan<- prometheus.Metric) { c.e.collectSelf(ch, c.e.descs.Load()) }
+
+// collectSelf sends the metrics about flowprobe itself: reload status and
+// scheduler figures.
+func (e *Exporter) collectSelf(ch chan<- prometheus.Metric, d *descSet) {
+	gauge := func(desc *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labels...)
+	}
 	e.reloadMu.Lock()
 	ok, at := e.reloadOK, e.reloadSuccess
 	e.reloadMu.Unlock()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -87,11 +88,13 @@ func (c referenceCollector) Collect(ch chan<- prometheus.Metric) {
 
 // expositions gathers c through a fresh registry and returns its text,
 // OpenMetrics and delimited protobuf expositions.
-func expositions(t *testing.T, c prometheus.Collector) map[string]string {
+func expositions(t *testing.T, cs ...prometheus.Collector) map[string]string {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
-	if err := reg.Register(c); err != nil {
-		t.Fatal(err)
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			t.Fatal(err)
+		}
 	}
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -135,6 +138,24 @@ func assertSameAsReference(t *testing.T, e *Exporter, wantSeries int) {
 	}
 	if n := testutil.CollectAndCount(e); n != wantSeries {
 		t.Fatalf("%d series, want %d", n, wantSeries)
+	}
+	assertTextSameAsReference(t, e)
+}
+
+// assertTextSameAsReference fails unless the directly written text
+// exposition is byte for byte the registry's text exposition of
+// referenceCollector and the build info.
+func assertTextSameAsReference(t *testing.T, e *Exporter) {
+	t.Helper()
+	want := expositions(t, referenceCollector{e}, versioncollector.NewCollector(Namespace))["text"]
+	for range 2 { // the second scrape uses the cached label blocks
+		var got bytes.Buffer
+		if err := e.writeText(&got, func(string) bool { return true }); err != nil {
+			t.Fatal(err)
+		}
+		if got.String() != want {
+			t.Fatalf("text exposition differs from the registry's:\n--- got\n%s\n--- want\n%s", got.String(), want)
+		}
 	}
 }
 
@@ -378,5 +399,42 @@ func TestCollectSendsSeriesSorted(t *testing.T) {
 	}
 	if want := seriesPerTarget(e) + 2; n != want {
 		t.Fatalf("collected %d series, want %d", n, want)
+	}
+}
+
+// TestFilteredScrapeServesOnlyTheRequestedFamilies asks /metrics for some
+// families by name[] and gets exactly those families of the full text
+// exposition; the protobuf format, served by the registry, has them too.
+func TestFilteredScrapeServesOnlyTheRequestedFamilies(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	e := New(Options{Stats: func() SchedulerStats { return SchedulerStats{Targets: 3, LagBuckets: map[float64]uint64{}} }})
+	reg := prometheus.NewRegistry()
+	if err := e.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	ts := variedTargets(50, rng)
+	e.Store().SetTargets(ts)
+	recordRuns(e.Store(), ts, rng)
+	h := e.Handler(HandlerOptions{Gatherer: reg})
+
+	_, full, _ := get(t, h, "GET", "/metrics")
+	families := map[string]string{} // name -> its block of the full exposition
+	for _, block := range strings.SplitAfter(full, "# HELP ")[1:] {
+		name, _, _ := strings.Cut(block, " ")
+		families[name] += "# HELP " + strings.TrimSuffix(block, "# HELP ")
+	}
+	for _, want := range []string{"flowprobe_check_success", "flowprobe_check_outcome", "flowprobe_targets", "flowprobe_check_phase_duration_seconds"} {
+		if families[want] == "" {
+			t.Fatalf("the full exposition lacks %s", want)
+		}
+	}
+	names := []string{"flowprobe_check_success", "flowprobe_targets", "flowprobe_check_outcome", "flowprobe_no_such_metric"}
+	code, got, hdr := get(t, h, "GET", "/metrics?name[]="+strings.Join(names, "&name[]="))
+	want := families["flowprobe_check_outcome"] + families["flowprobe_check_success"] + families["flowprobe_targets"]
+	if code != 200 || got != want {
+		t.Fatalf("filtered scrape: %d\n%s\nwant\n%s", code, got, want)
+	}
+	if ct := hdr.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
+		t.Errorf("Content-Type %q, want the text format", ct)
 	}
 }

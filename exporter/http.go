@@ -35,8 +35,10 @@ var OpenPaths = []string{"/-/healthy", "/-/ready"}
 
 // HandlerOptions configure the HTTP routes.
 type HandlerOptions struct {
-	// Gatherer serves /metrics; usually the registry the exporter was
-	// registered with.
+	// Gatherer serves /metrics in formats other than text (protobuf); it
+	// must be the registry the exporter was registered with and hold
+	// nothing else, since the text format is written from the exporter
+	// alone.
 	Gatherer prometheus.Gatherer
 	// Reload re-reads the configuration for POST /-/reload. It returns an
 	// error, and keeps the running configuration, when the new one is bad.
@@ -74,7 +76,7 @@ func (e *Exporter) Handler(o HandlerOptions) http.Handler {
 		o.Now = time.Now
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{
+	mux.Handle("GET /metrics", e.metricsHandler(o.Gatherer, promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(e.log.Handler(), slog.LevelError),
 		ErrorHandling: promhttp.ContinueOnError,
 	}))

@@ -39,6 +39,7 @@ type Entry struct {
 	// dies with the entry, which SetTargets replaces when the target
 	// changes.
 	labels *labelCache
+	text   *textCache
 }
 
 // Store keeps the latest result of every configured target. The scheduler
@@ -71,7 +72,7 @@ func (s *Store) SetTargets(ts []probe.Target) {
 			next[t.ID] = e
 			continue
 		}
-		next[t.ID] = &Entry{Target: t, Failures: make([]uint64, len(probe.Outcomes())), labels: &labelCache{}}
+		next[t.ID] = &Entry{Target: t, Failures: make([]uint64, len(probe.Outcomes())), labels: &labelCache{}, text: &textCache{}}
 	}
 	s.entries = next
 	s.hist.keep(next)
