@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -460,7 +461,7 @@ func dig(v any, path ...string) any {
 
 func TestKubernetesObjectsSelectEachOther(t *testing.T) {
 	objs := k8sObjects(t)
-	for _, k := range []string{"Deployment/appliance", "DaemonSet/flowprobe", "Service/flowprobe",
+	for _, k := range []string{"Deployment/appliance", "DaemonSet/flowprobe", "StatefulSet/flowprobe-shard", "Service/flowprobe",
 		"ServiceMonitor/flowprobe", "PrometheusRule/flowprobe", "ConfigMap/flowprobe-config", "Secret/flowprobe-secrets"} {
 		if objs[k] == nil {
 			t.Fatalf("%s missing from deploy/kubernetes", k)
@@ -468,7 +469,7 @@ func TestKubernetesObjectsSelectEachOther(t *testing.T) {
 	}
 	svc := objs["Service/flowprobe"]
 	selector := dig(svc, "spec", "selector").(map[string]any)
-	for _, w := range []string{"Deployment/appliance", "DaemonSet/flowprobe"} {
+	for _, w := range []string{"Deployment/appliance", "DaemonSet/flowprobe", "StatefulSet/flowprobe-shard"} {
 		labels := dig(objs[w], "spec", "template", "metadata", "labels").(map[string]any)
 		for k, v := range selector {
 			if labels[k] != v {
@@ -494,6 +495,15 @@ func TestKubernetesObjectsSelectEachOther(t *testing.T) {
 		if !slices.Contains(mounts, "/etc/flowprobe") || !slices.Contains(mounts, "/etc/flowprobe/secrets") {
 			t.Errorf("%s: config and secrets must be mounted as files, got %v", w, mounts)
 		}
+	}
+	sts := objs["StatefulSet/flowprobe-shard"]
+	if dig(sts, "spec", "serviceName") != dig(svc, "metadata", "name") {
+		t.Error("StatefulSet/flowprobe-shard must name the headless Service")
+	}
+	shards := fmt.Sprintf("/%v", dig(sts, "spec", "replicas"))
+	args := dig(sts, "spec", "template", "spec", "containers").([]any)[0].(map[string]any)["args"].([]any)
+	if !slices.Contains(args, any("--shard=$(SHARD_INDEX)"+shards)) {
+		t.Errorf("StatefulSet/flowprobe-shard args %v: want --shard=$(SHARD_INDEX)%s, the pod ordinal of spec.replicas", args, shards)
 	}
 	svcLabels := dig(svc, "metadata", "labels").(map[string]any)
 	sm := objs["ServiceMonitor/flowprobe"]

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,6 +46,10 @@ type Options struct {
 	// value name, from the check registry; a value not in it gets a
 	// generic HELP.
 	ValueHelp map[string]string
+	// ShardIndex and ShardCount, when ShardCount > 0, are exported as
+	// flowprobe_shard_info{shard="i",shards="n"} 1: this replica runs
+	// the targets whose ID hashes to shard i of n.
+	ShardIndex, ShardCount int
 }
 
 // Exporter is the prometheus.Collector of flowprobe's metrics and the
@@ -52,6 +57,7 @@ type Options struct {
 type Exporter struct {
 	store     *Store
 	stats     func() SchedulerStats
+	shard     []string // label values of flowprobe_shard_info; nil without
 	log       *slog.Logger
 	valueHelp map[string]string
 
@@ -73,6 +79,9 @@ func New(opts Options) *Exporter {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	e := &Exporter{store: NewStore(), stats: opts.Stats, log: opts.Logger, valueHelp: opts.ValueHelp}
+	if opts.ShardCount > 0 {
+		e.shard = []string{strconv.Itoa(opts.ShardIndex), strconv.Itoa(opts.ShardCount)}
+	}
 	e.descs.Store(newDescSet(nil, e.valueHelp))
 	e.self = prometheus.NewRegistry()
 	e.self.MustRegister(versioncollector.NewCollector(Namespace), selfCollector{e})
@@ -162,7 +171,7 @@ type descSet struct {
 	constPairs  []*dto.LabelPair // constLabels sorted by name
 
 	success, expectDeny, outcome, duration, phase, runs, failures, lastRun, consecFailures *prometheus.Desc
-	reloadOK, reloadTime, lag, inFlight, targets                                           *prometheus.Desc
+	reloadOK, reloadTime, lag, inFlight, targets, shard                                    *prometheus.Desc
 
 	valueHelp map[string]string
 	valuesMu  sync.Mutex
@@ -189,8 +198,10 @@ func newDescSet(constLabels prometheus.Labels, valueHelp map[string]string) *des
 		lag:            self("scheduler_lag_seconds", "How late runs started against their planned time, including the wait for a concurrency slot."),
 		inFlight:       self("checks_in_flight", "Checks running right now."),
 		targets:        self("targets", "Targets configured."),
-		values:         map[string]*prometheus.Desc{},
-		valueHelp:      valueHelp,
+		shard: prometheus.NewDesc(name("shard_info"), "Always 1: this replica runs the targets whose ID hashes to shard (of shards), see --shard.",
+			[]string{"shard", "shards"}, constLabels),
+		values:    map[string]*prometheus.Desc{},
+		valueHelp: valueHelp,
 	}
 }
 
@@ -322,6 +333,9 @@ func (e *Exporter) collectSelf(ch chan<- prometheus.Metric, d *descSet) {
 		ts = unixSeconds(at)
 	}
 	gauge(d.reloadTime, ts)
+	if e.shard != nil {
+		gauge(d.shard, 1, e.shard...)
+	}
 
 	if e.stats != nil {
 		st := e.stats()

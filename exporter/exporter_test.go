@@ -364,3 +364,18 @@ flowprobe_check_expect_deny{check="ldap",destination="directory",flow="ldap",por
 		t.Fatal(err)
 	}
 }
+
+func TestShardInfo(t *testing.T) {
+	e := New(Options{ShardIndex: 1, ShardCount: 3})
+	reg := prometheus.NewRegistry()
+	if err := e.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	_, body, _ := get(t, e.Handler(HandlerOptions{Gatherer: reg}), "GET", "/metrics")
+	if !strings.Contains(body, "\nflowprobe_shard_info{shard=\"1\",shards=\"3\"} 1\n") {
+		t.Errorf("/metrics lacks the shard series:\n%s", body)
+	}
+	if _, body, _ := get(t, New(Options{}).Handler(HandlerOptions{Gatherer: prometheus.NewRegistry()}), "GET", "/metrics"); strings.Contains(body, "shard_info") {
+		t.Errorf("an unsharded instance exports shard_info:\n%s", body)
+	}
+}

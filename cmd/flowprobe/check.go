@@ -27,6 +27,7 @@ type checkFlags struct {
 	maxInFlight  int
 	perHost      int
 	trace        bool
+	shard        scheduler.Shard
 }
 
 // addCheck registers `flowprobe check`: the daemon's plan and checks, run
@@ -50,6 +51,7 @@ func addCheck(c *cli) {
 	cmd.Flag("self-address", "This machine's own address (repeatable): never probed, source of the firewall request.").StringsVar(&f.flags.SelfAddresses)
 	cmd.Flag("ipv4", "Use IPv4 only.").Short('4').BoolVar(&f.ipv4)
 	cmd.Flag("ipv6", "Use IPv6 only.").Short('6').BoolVar(&f.ipv6)
+	addShardFlag(cmd, &f.shard)
 	cmd.Flag("max-in-flight", "Checks running at once (default: the config's, else 256).").IntVar(&f.maxInFlight)
 	cmd.Flag("max-in-flight-per-host", "Checks running at once against one host (default: the config's, else 4).").IntVar(&f.perHost)
 	cmd.Flag("output", "Report format: text, json, junit or markdown.").Short('o').Default("text").EnumVar(&f.output, "text", "json", "junit", "markdown")
@@ -71,6 +73,7 @@ func runCheck(ctx context.Context, c *cli, f *checkFlags) int {
 		fmt.Fprintf(c.stderr, "flowprobe check: %v\n", err)
 		return exitUsage
 	}
+	plan.Targets = f.shard.Filter(plan.Targets)
 	for _, err := range icmpProblems(plan.Targets) {
 		fmt.Fprintf(c.stderr, "flowprobe check: warning: %v\n", err)
 	}

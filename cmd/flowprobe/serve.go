@@ -39,6 +39,7 @@ type serveOptions struct {
 	lifecycle  bool
 	web        *web.FlagConfig
 	log        promslog.Config
+	shard      scheduler.Shard
 
 	// listening, when set, is called with the bound addresses once HTTP
 	// is served and before any target is scheduled (tests use it).
@@ -58,6 +59,7 @@ func addServe(c *cli) {
 	cmd.Flag("config.file", "Site configuration file. SIGHUP (or POST /-/reload with --web.enable-lifecycle) re-reads it.").PlaceHolder("site.yml").StringVar(&o.configFile)
 	cmd.Flag("demo", "Without a config file: start a demo SIOS LifeKeeper site on 127.0.0.2-4 (flowprobe's responders, a closed port, silent peers) and probe it.").BoolVar(&o.demo)
 	cmd.Flag("web.enable-lifecycle", "Allow reloading the configuration with POST /-/reload (SIGHUP always reloads).").BoolVar(&o.lifecycle)
+	addShardFlag(cmd, &o.shard)
 	o.web = kingpinflag.AddFlags(cmd, defaultListenAddress)
 	addLogFlags(cmd, &o.log)
 	c.register(cmd, func(ctx context.Context) int { return serve(ctx, o, c.stderr) })
@@ -128,8 +130,8 @@ func serve(ctx context.Context, o *serveOptions, stderr io.Writer) int {
 	}
 
 	logger.Info("Starting flowprobe", "version", version.Info(), "build_context", version.BuildContext())
-	d := &daemon{log: logger, load: load}
-	d.exp = exporter.New(exporter.Options{Logger: logger, ValueHelp: checks.Values(), Stats: func() exporter.SchedulerStats {
+	d := &daemon{log: logger, load: sharded(load, o.shard)}
+	d.exp = exporter.New(exporter.Options{Logger: logger, ValueHelp: checks.Values(), ShardIndex: o.shard.Index, ShardCount: o.shard.Count, Stats: func() exporter.SchedulerStats {
 		st := d.sched.Stats()
 		return exporter.SchedulerStats{Targets: st.Targets, InFlight: st.InFlight, LagCount: st.Lag.Count, LagSum: st.Lag.Sum, LagBuckets: st.Lag.Buckets}
 	}})
