@@ -28,11 +28,16 @@ type entry struct {
 	t        probe.Target
 	interval time.Duration
 	offset   time.Duration
-	base     time.Time // the slot of the next run, before jitter
-	planned  time.Time // when the next run is due: base plus jitter
-	index    int       // position in the queue; -1 when not queued
-	stopped  bool
+	base     time.Time          // the slot of the next run, before jitter
+	planned  time.Time          // when the next run is due: base plus jitter
+	index    int                // position in the queue; -1 when not queued
 	cancel   context.CancelFunc // set while a run is in flight
+
+	// stopped is written under both Scheduler.mu and recordMu, so either
+	// lock reads it. recordMu orders a record against a stop without
+	// holding Scheduler.mu while the sink works.
+	stopped  bool
+	recordMu sync.Mutex
 
 	// gate is the host gate of gates, looked up again only when the
 	// settings change, so a run never touches the map of hosts.
@@ -255,15 +260,15 @@ func (s *Scheduler) work() {
 
 		st, ended, keep := s.runEntry(ctx, e, planned, set.cfg)
 
+		if keep {
+			s.record(e, st)
+		}
 		s.mu.Lock()
 		cancel()
 		e.cancel = nil
 		next = g.release()
 		if e.stopped {
 			continue
-		}
-		if keep && s.sink != nil {
-			s.sink.Record(st) // under mu, so no record follows a stop
 		}
 		e.plan(keep && !st.Result.Success, ended, set.cfg)
 		d.queue.push(e)
@@ -303,6 +308,18 @@ func counts(ctx context.Context, r probe.Result) bool {
 	return ctx.Err() == nil && !r.Interrupted
 }
 
+// record hands a status to the sink unless e was stopped meanwhile.
+func (s *Scheduler) record(e *entry, st Status) {
+	if s.sink == nil {
+		return
+	}
+	e.recordMu.Lock()
+	defer e.recordMu.Unlock()
+	if !e.stopped {
+		s.sink.Record(st)
+	}
+}
+
 // logChange logs a flow going down, or up again after it was down.
 func (s *Scheduler) logChange(st Status, wasKnown bool) {
 	r := st.Result
@@ -319,7 +336,9 @@ func (s *Scheduler) logChange(st Status, wasKnown bool) {
 // flight sees its context cancelled. The ready list and host gates skip
 // stopped entries when they reach them.
 func (s *Scheduler) stopLocked(e *entry) {
+	e.recordMu.Lock()
 	e.stopped = true
+	e.recordMu.Unlock()
 	if e.index >= 0 {
 		heap.Remove(&s.daemon.queue, e.index)
 	}
