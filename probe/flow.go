@@ -149,6 +149,9 @@ type Flow struct {
 	// Configurable says the vendor documents this port as a default that
 	// can be changed, so a site may need to override it.
 	Configurable bool `json:"configurable"`
+	// Printed is what the documents print where flowprobe checks a
+	// corrected transport or port (see Printed); empty otherwise.
+	Printed []Printed `json:"printed"`
 
 	// File and Line locate the flow in its catalog file, for messages.
 	File string `json:"-"`
@@ -192,4 +195,84 @@ func (p *Product) Flow(id string) (*Flow, bool) {
 		}
 	}
 	return nil, false
+}
+
+// Printed is what a vendor document prints for a flow where that differs
+// from what flowprobe checks: a typo of a port, or a transport the service
+// does not use. The flow checks the corrected value; the printed one is
+// kept so that a reader can match the flow to the document.
+type Printed struct {
+	// Revision is the document id that prints this value; "" for every
+	// document of the flow.
+	Revision string
+	Protocol Protocol
+	Ports    []PortSpec
+}
+
+// String is the printed transport and ports, as "udp/25" or
+// "tcp/443,5288,5299,5230".
+func (p Printed) String() string {
+	ports := make([]string, len(p.Ports))
+	for i, ps := range p.Ports {
+		ports[i] = ps.String()
+	}
+	return string(p.Protocol) + "/" + strings.Join(ports, ",")
+}
+
+// Describe is the sentence shown beside a flow: "vendor table prints
+// udp/25", or "vendor table (ja) prints tcp/350" for one revision.
+func (p Printed) Describe() string {
+	if p.Revision != "" {
+		return "vendor table (" + p.Revision + ") prints " + p.String()
+	}
+	return "vendor table prints " + p.String()
+}
+
+// MarshalText implements encoding.TextMarshaler: "udp/25", or "ja:
+// tcp/350" for one revision.
+func (p Printed) MarshalText() ([]byte, error) {
+	if p.Revision != "" {
+		return []byte(p.Revision + ": " + p.String()), nil
+	}
+	return []byte(p.String()), nil
+}
+
+// ParsePrinted parses "PROTO/PORT[,PORT...]" as printed by revision rev
+// ("" for every revision).
+func ParsePrinted(rev, s string) (Printed, error) {
+	proto, list, ok := strings.Cut(strings.TrimSpace(s), "/")
+	p := Printed{Revision: rev, Protocol: Protocol(proto)}
+	if !ok || !p.Protocol.Valid() || p.Protocol == ICMP {
+		return Printed{}, fmt.Errorf("printed %q is not PROTOCOL/PORT[,PORT...] with protocol tcp or udp", s)
+	}
+	for _, item := range strings.Split(list, ",") {
+		ps, err := ParsePortSpec(item)
+		if err != nil {
+			return Printed{}, fmt.Errorf("printed %q: %w", s, err)
+		}
+		p.Ports = append(p.Ports, ps)
+	}
+	return p, nil
+}
+
+// PrintedFor returns what revision rev prints for the flow: its Printed
+// entry for rev (or for every revision), else the flow's own transport and
+// ports.
+func (f *Flow) PrintedFor(rev string) (Protocol, []PortSpec) {
+	for _, p := range f.Printed {
+		if p.Revision == "" || p.Revision == rev {
+			return p.Protocol, p.Ports
+		}
+	}
+	return f.Protocol, f.Ports
+}
+
+// PrintedNote is the flow's printed forms as one sentence ("" when the
+// document prints what is checked).
+func (f *Flow) PrintedNote() string {
+	parts := make([]string, len(f.Printed))
+	for i, p := range f.Printed {
+		parts[i] = p.Describe()
+	}
+	return strings.Join(parts, "; ")
 }

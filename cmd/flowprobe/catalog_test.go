@@ -38,7 +38,7 @@ func TestCatalogList(t *testing.T) {
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	want := [][]string{
 		{"PRODUCT", "TITLE", "FLOWS", "DOCUMENTS"},
-		{"citrix-app-layering", "Citrix App Layering", "87", "en, ja"},
+		{"citrix-app-layering", "Citrix App Layering", "85", "en, ja"},
 		{"lenovo-xclarity-administrator", "Lenovo XClarity Administrator", "97", "ja"},
 		{"sios-lifekeeper", "SIOS LifeKeeper for Linux", "17", "ja"},
 		{"xenserver", "XenServer 8", "61", "ja"},
@@ -115,13 +115,13 @@ func TestCatalogShowRevisionsAndHostnames(t *testing.T) {
 			continue // not a table row
 		}
 		switch f[0] {
-		case "admin-azure-connector-https-ja":
+		case "admin-azure-connector-https":
 			azure = strings.Join(f[:9], " ")
 		case "web-api":
 			web = strings.Join(f[:9], " ")
 		}
 	}
-	if want := "admin-azure-connector-https-ja admin-user → appliance tcp 350 https conditional ja"; azure != want {
+	if want := "admin-azure-connector-https admin-user → appliance tcp 3500 https conditional en,ja"; azure != want {
 		t.Errorf("row %q, want %q", azure, want)
 	}
 	if want := "web-api appliance → applayeringwebapi.azurewebsites.net tcp 443 https required en,ja"; web != want {
@@ -170,7 +170,7 @@ func TestCatalogExportJSON(t *testing.T) {
 	}
 	// The stable interface: exactly these keys, with these JSON types.
 	keys := []string{"app", "condition", "configurable", "destination", "footnotes", "hostname", "id", "note", "ports",
-		"product", "protocol", "purpose", "required", "revisions", "section", "source"}
+		"printed", "product", "protocol", "purpose", "required", "revisions", "section", "source"}
 	products := map[string]int{}
 	byID := map[string]map[string]any{}
 	for _, f := range flows {
@@ -182,7 +182,7 @@ func TestCatalogExportJSON(t *testing.T) {
 		if !slices.Equal(got, keys) {
 			t.Fatalf("flow keys %q, want %q", got, keys)
 		}
-		for _, k := range []string{"ports", "footnotes", "revisions"} {
+		for _, k := range []string{"ports", "footnotes", "revisions", "printed"} {
 			if _, ok := f[k].([]any); !ok {
 				t.Errorf("%s/%s: %s is %T, want a JSON array (never null)", f["product"], f["id"], k, f[k])
 			}
@@ -190,7 +190,7 @@ func TestCatalogExportJSON(t *testing.T) {
 		products[f["product"].(string)]++
 		byID[f["product"].(string)+"/"+f["id"].(string)] = f
 	}
-	if want := map[string]int{"citrix-app-layering": 87, "lenovo-xclarity-administrator": 97, "sios-lifekeeper": 17, "xenserver": 61}; !maps.Equal(products, want) {
+	if want := map[string]int{"citrix-app-layering": 85, "lenovo-xclarity-administrator": 97, "sios-lifekeeper": 17, "xenserver": 61}; !maps.Equal(products, want) {
 		t.Errorf("flows per product %v, want %v", products, want)
 	}
 
@@ -260,7 +260,7 @@ func TestCatalogExportCSV(t *testing.T) {
 		t.Fatalf("%d records, want a header and 97 flows", len(recs))
 	}
 	header := []string{"product", "id", "source", "destination", "hostname", "protocol", "ports", "purpose",
-		"required", "condition", "footnotes", "section", "app", "revisions", "note", "configurable"}
+		"required", "condition", "footnotes", "section", "app", "revisions", "note", "configurable", "printed"}
 	if !slices.Equal(recs[0], header) {
 		t.Errorf("header %q", recs[0])
 	}

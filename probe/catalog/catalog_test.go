@@ -138,8 +138,15 @@ func TestLoadCatalogFSBad(t *testing.T) {
 			`catalog/unknown-keys.yaml:10: missing description in role "node"`,
 			`catalog/unknown-keys.yaml:11: unknown key "desc" in role (known: description, name)`,
 			`catalog/unknown-keys.yaml:13: flow "gui-rmi": missing source`,
-			`catalog/unknown-keys.yaml:14: flow "gui-rmi": unknown key "sorce" in flow (known: app, condition, configurable, destination, footnotes, hostname, id, note, ports, protocol, purpose, required, revisions, section, source)`,
+			`catalog/unknown-keys.yaml:14: flow "gui-rmi": unknown key "sorce" in flow (known: app, condition, configurable, destination, footnotes, hostname, id, note, ports, printed, protocol, purpose, required, revisions, section, source)`,
 			`catalog/unknown-keys.yaml:21: flow "gui-rmi": key "section" is set twice in flow`,
+		},
+		"printed.yaml": {
+			`catalog/printed.yaml:10: flow "same": printed tcp/25 is what the flow checks; leave printed out`,
+			`catalog/printed.yaml:11: flow "bad-form": printed "25" is not PROTOCOL/PORT[,PORT...] with protocol tcp or udp`,
+			`catalog/printed.yaml:12: flow "bad-port": printed "udp/0": port 0 is outside 1..65535`,
+			`catalog/printed.yaml:13: flow "bad-rev": printed: "ja" is not a revision of the flow (en)`,
+			`catalog/printed.yaml:14: flow "ping": printed: icmp flows have no ports`,
 		},
 		"roles.yaml": {
 			`catalog/roles.yaml:8: duplicate role "node"`,
@@ -288,7 +295,7 @@ func flowIs(t *testing.T, f *probe.Flow, src, dst string, proto probe.Protocol, 
 func TestEmbeddedCatalogProducts(t *testing.T) {
 	cat := loadEmbedded(t)
 	want := map[string]int{
-		"citrix-app-layering":           87,
+		"citrix-app-layering":           85,
 		"lenovo-xclarity-administrator": 97,
 		"sios-lifekeeper":               17,
 		"xenserver":                     61,
@@ -320,26 +327,30 @@ func TestEmbeddedCitrixRevisions(t *testing.T) {
 	for _, f := range p.Flows {
 		count[strings.Join(f.Revisions, ",")]++
 	}
-	// 17 flows only in en (log download three times; the Citrix Hypervisor,
-	// Nutanix and vSphere connector services and the Azure connector's
-	// 3500, twice each), 4 only in ja (port 350 twice, port 2222 to Prism
-	// twice), 66 in both.
-	if want := map[string]int{"en,ja": 66, "en": 17, "ja": 4}; !maps.Equal(count, want) {
+	// 15 flows only in en (log download three times; the Citrix Hypervisor,
+	// Nutanix and vSphere connector services, twice each), 2 only in ja
+	// (port 2222 to Prism twice), 68 in both.
+	if want := map[string]int{"en,ja": 68, "en": 15, "ja": 2}; !maps.Equal(count, want) {
 		t.Errorf("flows by revisions %v, want %v", count, want)
 	}
 
 	// The one number the revisions disagree on: the Azure connector's HTTPS
-	// port, 3500 in en and 350 in ja. Both readings are kept, each noted.
+	// port, 3500 in en and 350 in ja. One flow checks 3500; it keeps what
+	// the ja revision prints.
 	for _, prefix := range []string{"admin", "internal"} {
-		en := mustFlow(t, cat, p.Name, prefix+"-azure-connector-https")
-		ja := mustFlow(t, cat, p.Name, prefix+"-azure-connector-https-ja")
-		flowIs(t, en, "admin-user", "appliance", probe.TCP, "3500")
-		flowIs(t, ja, "admin-user", "appliance", probe.TCP, "350")
-		if !slices.Equal(en.Revisions, []string{"en"}) || !slices.Equal(ja.Revisions, []string{"ja"}) {
-			t.Errorf("%s revisions %q / %q, want en / ja", prefix, en.Revisions, ja.Revisions)
+		f := mustFlow(t, cat, p.Name, prefix+"-azure-connector-https")
+		flowIs(t, f, "admin-user", "appliance", probe.TCP, "3500")
+		if !slices.Equal(f.Revisions, []string{"en", "ja"}) {
+			t.Errorf("%s revisions %q, want en, ja", prefix, f.Revisions)
 		}
-		if !strings.Contains(en.Note, "350") || !strings.Contains(ja.Note, "3500") || !strings.Contains(ja.Note, "dropped digit") {
-			t.Errorf("%s: the 350/3500 disagreement is not explained: %q / %q", prefix, en.Note, ja.Note)
+		if got := f.PrintedNote(); got != "vendor table (ja) prints tcp/350" {
+			t.Errorf("%s printed %q", prefix, got)
+		}
+		if !strings.Contains(f.Note, "dropped digit") {
+			t.Errorf("%s: the 350/3500 disagreement is not explained: %q", prefix, f.Note)
+		}
+		if _, ok := p.Flow(prefix + "-azure-connector-https-ja"); ok {
+			t.Errorf("%s: a second flow for the ja reading", prefix)
 		}
 	}
 
@@ -380,11 +391,11 @@ var lenovoGlued = []struct {
 }{
 	{"3891", "auth-ldap", probe.TCP, "389", []string{"[1]"}},
 	{"211", "fwd-ftp", probe.TCP, "21", []string{"[1]"}},
-	{"251", "fwd-smtp", probe.UDP, "25", []string{"[1]"}},
-	{"801", "fwd-rest", probe.UDP, "80", []string{"[1]"}},
+	{"251", "fwd-smtp", probe.TCP, "25", []string{"[1]"}},
+	{"801", "fwd-rest", probe.TCP, "80", []string{"[1]"}},
 	{"1612", "fwd-snmp-161", probe.UDP, "161", []string{"[2]"}},
 	{"1621", "fwd-snmp-162", probe.UDP, "162", []string{"[1]"}},
-	{"4431", "fwd-azure", probe.UDP, "443", []string{"[1]"}},
+	{"4431", "fwd-azure", probe.TCP, "443", []string{"[1]"}},
 	{"5141", "fwd-syslog", probe.UDP, "514", []string{"[1]"}},
 	{"835", "warranty-china", probe.TCP, "83", []string{"[5]"}},
 	{"59882", "cmm-cim-http", probe.TCP, "5988", []string{"[2]"}},
@@ -407,7 +418,7 @@ var lenovoGlued = []struct {
 	{"223", "flexsw-ssh", probe.TCP, "22", []string{"[3]"}},
 	{"1615", "flexsw-snmp", probe.UDP, "161", []string{"[5]"}},
 	{"224", "rack-sftp-in", probe.TCP, "22", []string{"[4]"}},
-	{"1622", "flexsw-snmp-trap-in", probe.TCP, "162", []string{"[2]"}},
+	{"1622", "flexsw-snmp-trap-in", probe.UDP, "162", []string{"[2]"}},
 	{"222", "storage-sftp", probe.TCP, "22", []string{"[2]"}},
 	{"4431", "storage-https", probe.TCP, "443", []string{"[1]"}},
 	{"4432", "storage-https-in", probe.TCP, "443", []string{"[2]"}},
@@ -456,11 +467,44 @@ func TestEmbeddedLenovoFootnotesResolved(t *testing.T) {
 	flowIs(t, mustFlow(t, cat, p.Name, "cmm-ldaps"), "cmm", "lxca", probe.TCP, "50637")
 	flowIs(t, mustFlow(t, cat, p.Name, "auth-saml"), "lxca", "auth-server", probe.TCP, "3268", "3269")
 	flowIs(t, mustFlow(t, cat, p.Name, "push-apple"), "lxca", "apple-push", probe.TCP, "443", "2195", "5223")
-	flowIs(t, mustFlow(t, cat, p.Name, "push-google"), "lxca", "android.googleapis.com", probe.TCP, "443", "5288", "5299", "5230")
+	flowIs(t, mustFlow(t, cat, p.Name, "push-google"), "lxca", "android.googleapis.com", probe.TCP, "443", "5228", "5229", "5230")
 	// Footnote 4: remote control starts in the browser, not on the appliance.
 	flowIs(t, mustFlow(t, cat, p.Name, "thinksystem-remote-control"), "web-client", "thinksystem", probe.TCP, "3888")
 	if f := mustFlow(t, cat, p.Name, "auth-ldap"); !f.Configurable {
 		t.Error("auth-ldap: footnote 1 says the port is configurable")
+	}
+}
+
+// TestEmbeddedSurelyWrongCorrected checks the values the documents surely
+// print wrong: the flow checks the corrected transport or port and keeps
+// the printed one, noted.
+func TestEmbeddedSurelyWrongCorrected(t *testing.T) {
+	cat := loadEmbedded(t)
+	for _, c := range []struct {
+		flow    string
+		proto   probe.Protocol
+		ports   []string
+		printed string
+		note    string
+	}{
+		{"fwd-smtp", probe.TCP, []string{"25"}, "vendor table prints udp/25", "SMTP runs over TCP"},
+		{"fwd-rest", probe.TCP, []string{"80"}, "vendor table prints udp/80", "HTTP runs over TCP"},
+		{"fwd-azure", probe.TCP, []string{"443"}, "vendor table prints udp/443", "runs over"},
+		{"rack-snmp-trap-in", probe.UDP, []string{"162"}, "vendor table prints tcp/162", "SNMP traps use UDP 162"},
+		{"flexsw-snmp-trap-in", probe.UDP, []string{"162"}, "vendor table prints tcp/162", "SNMP traps use UDP 162"},
+		{"systemx-ipmi", probe.UDP, []string{"623"}, "vendor table prints tcp/623", "UDP 623"},
+		{"push-google", probe.TCP, []string{"443", "5228", "5229", "5230"}, "vendor table prints tcp/443,5288,5299,5230", "typos of 5228 and 5229"},
+	} {
+		f := mustFlow(t, cat, "lenovo-xclarity-administrator", c.flow)
+		if f.Protocol != c.proto || !slices.Equal(portStrings(f.Ports), c.ports) {
+			t.Errorf("%s: %s %q, want %s %q", c.flow, f.Protocol, portStrings(f.Ports), c.proto, c.ports)
+		}
+		if got := f.PrintedNote(); got != c.printed {
+			t.Errorf("%s: printed %q, want %q", c.flow, got, c.printed)
+		}
+		if !strings.Contains(f.Note, c.note) {
+			t.Errorf("%s: note %q does not say %q", c.flow, f.Note, c.note)
+		}
 	}
 }
 
@@ -474,13 +518,8 @@ func TestEmbeddedWrongLabelsKeptAndNoted(t *testing.T) {
 		{"xenserver", "ntp-tcp", probe.TCP, "123", "NTP runs over UDP"},
 		{"xenserver", "ad-int-ldaps-udp", probe.UDP, "636", "no LDAPS over UDP"},
 		{"xenserver", "smb-netbios-udp", probe.UDP, "139", "TCP only"},
-		{"lenovo-xclarity-administrator", "fwd-smtp", probe.UDP, "25", "SMTP runs over TCP"},
-		{"lenovo-xclarity-administrator", "fwd-rest", probe.UDP, "80", "HTTP runs over TCP"},
-		{"lenovo-xclarity-administrator", "rack-snmp-trap-in", probe.TCP, "162", "SNMP traps use UDP 162"},
-		{"lenovo-xclarity-administrator", "systemx-ipmi", probe.TCP, "623", "UDP 623"},
 		{"lenovo-xclarity-administrator", "storage-snmp-trap-in", probe.UDP, "115", "SNMP traps use 162"},
 		{"lenovo-xclarity-administrator", "thinksystem-sftp", probe.TCP, "115", "SFTP over SSH normally uses 22"},
-		{"lenovo-xclarity-administrator", "push-google", probe.TCP, "5288", "typos of 5228 and 5229"},
 		{"sios-lifekeeper", "web-gui", probe.TCP, "778", `"SSL"`},
 		{"sios-lifekeeper", "monitoring-api", probe.TCP, "779", `"SSL"`},
 	} {
@@ -528,10 +567,12 @@ var portTablesDir = filepath.Join("..", "..", "..", "shared", "port-tables")
 var numberRE = regexp.MustCompile(`\d+`)
 
 // TestEmbeddedPortsAppearInDocuments checks the catalog against the text it
-// was read from: every port of a flow is printed in each revision that lists
-// the flow, and every port-like number printed in a document's tables and
-// port lists is a port of some flow of that revision, over each transport
-// the line names.
+// was read from: every port a flow shows as printed (its printed form for
+// that revision, else its ports) is printed in each revision that lists the
+// flow, and every port-like number printed in a document's tables and port
+// lists is such a port of some flow of that revision, over each transport
+// the line names. So a corrected flow keeps exactly what the document
+// shows.
 func TestEmbeddedPortsAppearInDocuments(t *testing.T) {
 	if _, err := os.Stat(portTablesDir); err != nil {
 		t.Skipf("vendor documents not available: %v", err)
@@ -562,11 +603,12 @@ func TestEmbeddedPortsAppearInDocuments(t *testing.T) {
 				if !slices.Contains(f.Revisions, d.ID) {
 					continue
 				}
-				for _, ps := range f.Ports {
+				proto, printed := f.PrintedFor(d.ID)
+				for _, ps := range printed {
 					if !ps.Checkable() {
 						continue
 					}
-					ports[f.Protocol][ps.Low], ports[f.Protocol][ps.High] = true, true
+					ports[proto][ps.Low], ports[proto][ps.High] = true, true
 					ends := []int{ps.Low}
 					if ps.IsRange() {
 						ends = append(ends, ps.High)

@@ -108,7 +108,7 @@ func WriteCatalogShow(w io.Writer, p *probe.Product) error {
 
 		var details strings.Builder
 		for _, f := range bySection[s] {
-			if f.Condition == "" && len(f.Footnotes) == 0 && f.Note == "" && !f.Configurable {
+			if f.Condition == "" && len(f.Footnotes) == 0 && f.Note == "" && !f.Configurable && len(f.Printed) == 0 {
 				continue
 			}
 			fmt.Fprintf(&details, "  %s\n", f.ID)
@@ -120,6 +120,9 @@ func WriteCatalogShow(w io.Writer, p *probe.Product) error {
 			}
 			for _, fn := range f.Footnotes {
 				writeField(&details, "footnote", fn)
+			}
+			if len(f.Printed) > 0 {
+				writeField(&details, "printed", f.PrintedNote())
 			}
 			if f.Note != "" {
 				writeField(&details, "note", f.Note)
@@ -188,6 +191,9 @@ type exportFlow struct {
 	Revisions    []string `json:"revisions"`
 	Note         string   `json:"note"`
 	Configurable bool     `json:"configurable"`
+	// Printed is what the documents print where the flow checks a
+	// corrected value: "udp/25", or "ja: tcp/350" for one revision.
+	Printed []string `json:"printed"`
 }
 
 func toExport(f *probe.Flow) exportFlow {
@@ -207,11 +213,16 @@ func toExport(f *probe.Flow) exportFlow {
 	if revisions == nil {
 		revisions = []string{}
 	}
+	printed := make([]string, len(f.Printed))
+	for i, p := range f.Printed {
+		b, _ := p.MarshalText()
+		printed[i] = string(b)
+	}
 	return exportFlow{
 		Product: f.Product, ID: f.ID, Source: f.Source, Destination: f.Destination, Hostname: f.Hostname,
 		Protocol: string(f.Protocol), Ports: ports, Purpose: f.Purpose, Required: string(f.Required),
 		Condition: f.Condition, Footnotes: footnotes, Section: f.Section, App: f.App, Revisions: revisions,
-		Note: f.Note, Configurable: f.Configurable,
+		Note: f.Note, Configurable: f.Configurable, Printed: printed,
 	}
 }
 
@@ -232,7 +243,7 @@ func writeCatalogJSON(w io.Writer, products []*probe.Product) error {
 // revisions with a space, footnotes with a newline (quoted by the CSV
 // writer).
 var catalogCSVHeader = []string{"product", "id", "source", "destination", "hostname", "protocol", "ports", "purpose",
-	"required", "condition", "footnotes", "section", "app", "revisions", "note", "configurable"}
+	"required", "condition", "footnotes", "section", "app", "revisions", "note", "configurable", "printed"}
 
 func writeCatalogCSV(w io.Writer, products []*probe.Product) error {
 	var rows [][]string
@@ -243,9 +254,10 @@ func writeCatalogCSV(w io.Writer, products []*probe.Product) error {
 			if len(f.Ports) > 0 {
 				ports = portsText(f.Ports, " ")
 			}
+			e := toExport(f)
 			rows = append(rows, []string{f.Product, f.ID, f.Source, f.Destination, f.Hostname, string(f.Protocol), ports,
 				f.Purpose, string(f.Required), f.Condition, strings.Join(f.Footnotes, "\n"), f.Section, f.App,
-				strings.Join(f.Revisions, " "), f.Note, strconv.FormatBool(f.Configurable)})
+				strings.Join(f.Revisions, " "), f.Note, strconv.FormatBool(f.Configurable), strings.Join(e.Printed, "; ")})
 		}
 	}
 	if err := writeCSV(w, catalogCSVHeader, rows); err != nil {
@@ -287,6 +299,9 @@ func writeCatalogMarkdown(w io.Writer, products []*probe.Product) error {
 				}
 				for _, fn := range f.Footnotes {
 					details = append(details, "Footnote "+mdCell(fn))
+				}
+				if len(f.Printed) > 0 {
+					details = append(details, "Printed: "+mdCell(f.PrintedNote()))
 				}
 				if f.Note != "" {
 					details = append(details, "Note: "+mdCell(f.Note))

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/site"
 )
 
 // planTarget is the JSON form of a planned target.
@@ -69,9 +70,10 @@ func WritePlan(w io.Writer, format string, res *planResult) error {
 	switch format {
 	case "json":
 		out := struct {
-			Targets []planTarget `json:"targets"`
-			Skipped []skip       `json:"skipped"`
-		}{Targets: []planTarget{}, Skipped: res.Skipped}
+			Targets []planTarget       `json:"targets"`
+			Skipped []skip             `json:"skipped"`
+			Printed []site.PrintedFlow `json:"printed,omitempty"`
+		}{Targets: []planTarget{}, Skipped: res.Skipped, Printed: res.Printed}
 		if out.Skipped == nil {
 			out.Skipped = []skip{}
 		}
@@ -92,13 +94,21 @@ func WritePlan(w io.Writer, format string, res *planResult) error {
 		if err := writeMarkdownTable(w, targetHeader, targetRows(res.Targets)); err != nil {
 			return err
 		}
-		if len(res.Skipped) == 0 {
+		if len(res.Skipped) > 0 {
+			if _, err := fmt.Fprintf(w, "\nNot checked:\n\n"); err != nil {
+				return err
+			}
+			if err := writeMarkdownTable(w, skipHeader, skipRows(res.Skipped)); err != nil {
+				return err
+			}
+		}
+		if len(res.Printed) == 0 {
 			return nil
 		}
-		if _, err := fmt.Fprintf(w, "\nNot checked:\n\n"); err != nil {
+		if _, err := fmt.Fprintf(w, "\n%s\n\n", printedTitle); err != nil {
 			return err
 		}
-		return writeMarkdownTable(w, skipHeader, skipRows(res.Skipped))
+		return writeMarkdownTable(w, printedHeader, printedRows(res.Printed))
 	}
 	if err := writeTable(w, targetHeader, targetRows(res.Targets)); err != nil {
 		return err
@@ -110,10 +120,32 @@ func WritePlan(w io.Writer, format string, res *planResult) error {
 	if _, err := fmt.Fprintf(w, "\n%d targets.%s", len(res.Targets), tail); err != nil {
 		return err
 	}
-	if len(res.Skipped) == 0 {
+	if len(res.Skipped) > 0 {
+		if err := writeTable(w, skipHeader, skipRows(res.Skipped)); err != nil {
+			return err
+		}
+	}
+	if len(res.Printed) == 0 {
 		return nil
 	}
-	return writeTable(w, skipHeader, skipRows(res.Skipped))
+	if _, err := fmt.Fprintf(w, "\n%s\n\n", printedTitle); err != nil {
+		return err
+	}
+	return writeTable(w, printedHeader, printedRows(res.Printed))
+}
+
+// printedTitle heads the list of planned flows whose vendor document prints
+// another transport or port than the one checked.
+const printedTitle = "Checked as corrected; the vendor table prints otherwise:"
+
+var printedHeader = []string{"PRODUCT", "FLOW", "PRINTED"}
+
+func printedRows(ps []site.PrintedFlow) [][]string {
+	rows := make([][]string, 0, len(ps))
+	for _, p := range ps {
+		rows = append(rows, []string{p.Product, p.Flow, p.Printed})
+	}
+	return rows
 }
 
 // WriteRules writes the firewall request, one rule per line, in a format:

@@ -33,6 +33,9 @@ type PlanResult struct {
 	Targets []probe.Target
 	// Skipped lists, in catalog order, what was not planned and why.
 	Skipped []Skip
+	// Printed lists, in catalog order, the planned flows whose vendor
+	// document prints another transport or port than the one checked.
+	Printed []PrintedFlow
 	// rules hold the firewall request, expanded by Rules.
 	rules []ruleSet
 }
@@ -268,6 +271,9 @@ func (pp *productPlan) flow(f *probe.Flow) {
 		fc = &FlowConfig{ID: f.ID}
 	}
 	rc := pp.roles[f.Destination]
+	if len(f.Printed) > 0 {
+		pp.res.Printed = append(pp.res.Printed, PrintedFlow{Product: f.Product, Flow: f.ID, Printed: f.PrintedNote()})
+	}
 	pp.rules(f, fc, rc)
 
 	if !pp.self[f.Source] {

@@ -36,6 +36,15 @@ type Skip struct {
 	Reason      string         `json:"reason"`
 }
 
+// PrintedFlow names a planned flow whose vendor document prints another
+// transport or port than the one checked and requested.
+type PrintedFlow struct {
+	Product string `json:"product"`
+	Flow    string `json:"flow"`
+	// Printed is "vendor table prints udp/25" (see probe.Flow.PrintedNote).
+	Printed string `json:"printed"`
+}
+
 // Rule is one line of the firewall request: traffic a firewall must pass
 // (or, for flows with expect: deny, must keep blocked).
 type Rule struct {
@@ -142,6 +151,8 @@ func (r *PlanResult) Rules() []Rule {
 				}
 				rule := rs.base
 				rule.Source, rule.Destination = s, d.Host
+				printed := f.PrintedNote()
+				rule.Note = printed
 				if f.Protocol == probe.ICMP {
 					out = append(out, rule)
 					continue
@@ -150,11 +161,11 @@ func (r *PlanResult) Rules() []Rule {
 					rule.Ports = ps.String()
 					switch ps.Kind {
 					case probe.PortDynamic:
-						rule.Note = "dynamic: the product chooses the port at run time; see the vendor's documentation"
+						rule.Note = joinNote("dynamic: the product chooses the port at run time; see the vendor's documentation", printed)
 					case probe.PortEphemeral:
-						rule.Note = "ephemeral: a port from the source's OS ephemeral range"
+						rule.Note = joinNote("ephemeral: a port from the source's OS ephemeral range", printed)
 					default:
-						rule.Note = ""
+						rule.Note = printed
 					}
 					out = append(out, rule)
 				}
@@ -162,4 +173,15 @@ func (r *PlanResult) Rules() []Rule {
 		}
 	}
 	return out
+}
+
+// joinNote joins the non-empty parts of a rule's note with "; ".
+func joinNote(parts ...string) string {
+	var out []string
+	for _, p := range parts {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, "; ")
 }
