@@ -40,7 +40,7 @@ func TestCatalogList(t *testing.T) {
 		{"PRODUCT", "TITLE", "FLOWS", "DOCUMENTS"},
 		{"citrix-app-layering", "Citrix App Layering", "85", "en, ja"},
 		{"lenovo-xclarity-administrator", "Lenovo XClarity Administrator", "97", "ja"},
-		{"sios-lifekeeper", "SIOS LifeKeeper for Linux", "17", "ja"},
+		{"sios-lifekeeper", "SIOS LifeKeeper for Linux", "18", "ja"},
 		{"xenserver", "XenServer 8", "61", "ja"},
 	}
 	if len(lines) != len(want) {
@@ -66,7 +66,7 @@ func TestCatalogShow(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
 	for _, want := range []string{
-		"sios-lifekeeper — SIOS LifeKeeper for Linux (17 flows)\n",
+		"sios-lifekeeper — SIOS LifeKeeper for Linux (18 flows)\n",
 		"  ja: sios-lifekeeper-ports.ja.txt — ",
 		"\n== Ports LifeKeeper uses ==\n",
 		"\n== Ports between cluster nodes and GUI clients (without X forwarding) ==\n",
@@ -98,8 +98,8 @@ func TestCatalogShow(t *testing.T) {
 			t.Errorf("row %s: %q, want %q", id, got, want)
 		}
 	}
-	if len(rows) != 17 {
-		t.Errorf("%d flow rows, want 17", len(rows))
+	if len(rows) != 18 {
+		t.Errorf("%d flow rows, want 18", len(rows))
 	}
 }
 
@@ -190,7 +190,7 @@ func TestCatalogExportJSON(t *testing.T) {
 		products[f["product"].(string)]++
 		byID[f["product"].(string)+"/"+f["id"].(string)] = f
 	}
-	if want := map[string]int{"citrix-app-layering": 85, "lenovo-xclarity-administrator": 97, "sios-lifekeeper": 17, "xenserver": 61}; !maps.Equal(products, want) {
+	if want := map[string]int{"citrix-app-layering": 85, "lenovo-xclarity-administrator": 97, "sios-lifekeeper": 18, "xenserver": 61}; !maps.Equal(products, want) {
 		t.Errorf("flows per product %v, want %v", products, want)
 	}
 

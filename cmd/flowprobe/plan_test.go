@@ -54,7 +54,7 @@ func TestValidateErrors(t *testing.T) {
 testdata/bad.yml:4: product sios-lifekeeper: interval "soon" is not a duration such as 30s or 1m
 testdata/bad.yml:8: product sios-lifekeeper: role node: unknown key "password" in a role (known: check, hosts, interval, options, ports, ranges, responder, timeout)
 testdata/bad-plan.yml: FAILED
-testdata/bad-plan.yml:3: product sios-lifekeeper: self: unknown role "nodes" (roles of sios-lifekeeper: api-client, gui-client, node, web-client)
+testdata/bad-plan.yml:3: product sios-lifekeeper: self: unknown role "nodes" (roles of sios-lifekeeper: api-client, gui-client, node, ping-target, web-client)
 `
 	if stderr != want {
 		t.Errorf("stderr:\n%s\nwant:\n%s", stderr, want)

@@ -297,7 +297,7 @@ func TestEmbeddedCatalogProducts(t *testing.T) {
 	want := map[string]int{
 		"citrix-app-layering":           85,
 		"lenovo-xclarity-administrator": 97,
-		"sios-lifekeeper":               17,
+		"sios-lifekeeper":               18,
 		"xenserver":                     61,
 	}
 	if got := cat.Names(); !slices.Equal(got, []string{"citrix-app-layering", "lenovo-xclarity-administrator", "sios-lifekeeper", "xenserver"}) {
@@ -558,6 +558,23 @@ func TestEmbeddedRangesDynamicEphemeralICMP(t *testing.T) {
 	flowIs(t, ping, "node", "node", probe.ICMP)
 	if len(ping.Footnotes) != 1 || !strings.HasPrefix(ping.Footnotes[0], "[3] ") {
 		t.Errorf("lkping footnotes %q, want footnote 3", ping.Footnotes)
+	}
+	// Footnote 3 also covers the hosts a kit depends on: a role of its own.
+	target := mustFlow(t, cat, "sios-lifekeeper", "lkping-target")
+	flowIs(t, target, "node", "ping-target", probe.ICMP)
+	if target.Required != probe.Conditional || !strings.Contains(target.Condition, "ping list") {
+		t.Errorf("lkping-target: %s %q", target.Required, target.Condition)
+	}
+}
+
+// Event forwarding is needed only for the forwarders a site configures.
+func TestEmbeddedLenovoForwardersConditional(t *testing.T) {
+	cat := loadEmbedded(t)
+	for _, id := range []string{"fwd-ftp", "fwd-smtp", "fwd-rest", "fwd-snmp-161", "fwd-snmp-162", "fwd-azure", "fwd-syslog"} {
+		f := mustFlow(t, cat, "lenovo-xclarity-administrator", id)
+		if f.Required != probe.Conditional || !strings.HasPrefix(f.Condition, "Event forwarding to ") && id != "fwd-snmp-161" {
+			t.Errorf("%s: %s %q, want conditional on its forwarder", id, f.Required, f.Condition)
+		}
 	}
 }
 
