@@ -194,8 +194,16 @@ func TestPlanFirewallPlaceholders(t *testing.T) {
 	if !strings.Contains(stdout, "| allow | &lt;node&gt; | &lt;node&gt; | tcp | 7365 | sios-lifekeeper | comm-path |") {
 		t.Errorf("no placeholder rule for comm-path:\n%s", stdout)
 	}
-	if !strings.Contains(stdout, "| tcp | ephemeral | sios-lifekeeper | gui-rmi-to-node |") {
+	if !strings.Contains(stdout, "| tcp | ephemeral | sios-lifekeeper | gui-rmi-to-node, gui-rmi-to-node-no-xfwd |") {
 		t.Errorf("ephemeral ports not kept:\n%s", stdout)
+	}
+	// The GUI ports are listed in two sections of the table: one rule each,
+	// naming both flows.
+	if n := strings.Count(stdout, "| tcp | 81 |"); n != 1 {
+		t.Errorf("%d rules for the GUI's port 81, want 1:\n%s", n, stdout)
+	}
+	if !strings.Contains(stdout, "| tcp | 81 | sios-lifekeeper | gui-server-81, gui-81-no-xfwd |") {
+		t.Errorf("the merged rule does not name both flows:\n%s", stdout)
 	}
 }
 

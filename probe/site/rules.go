@@ -63,7 +63,10 @@ type Rule struct {
 	Flow     string            `json:"flow"`
 	Required probe.Requirement `json:"required"`
 	Purpose  string            `json:"purpose"`
-	Note     string            `json:"note,omitempty"`
+	// Condition is when a conditional flow is needed (the catalog's
+	// condition); "" for required and optional flows.
+	Condition string `json:"condition,omitempty"`
+	Note      string `json:"note,omitempty"`
 }
 
 func (pp *productPlan) skip(f *probe.Flow, code SkipCode, host, port, format string, args ...any) {
@@ -114,6 +117,7 @@ func (pp *productPlan) rules(f *probe.Flow, fc *FlowConfig, rc *RoleConfig) {
 		base: Rule{
 			Action: action, SourceRole: f.Source, DestinationRole: destinationName(f),
 			Protocol: f.Protocol, Product: f.Product, Flow: f.ID, Required: required, Purpose: f.Purpose,
+			Condition: f.Condition,
 		},
 		flow: f, role: rc, srcs: srcs, dsts: dsts,
 	})
@@ -135,7 +139,79 @@ type ruleSet struct {
 // spec, whether or not this instance checks it. A flow within one role of
 // n hosts (a cluster's nodes talking to each other) has n×(n-1) rules, so
 // the request is built on demand rather than with the plan.
+//
+// Rules of several flows with the same action, source, destination,
+// protocol and ports (a vendor table that lists one port in two sections)
+// are one rule, whose Flow names every flow ("a, b") in plan order.
 func (r *PlanResult) Rules() []Rule {
+	return mergeRules(r.expandRules())
+}
+
+// mergeRules merges the rules that ask a firewall for the same traffic,
+// keeping the first one's place and joining the others' flows, purposes,
+// products, roles and notes; the merged rule is required if any of its
+// flows is.
+func mergeRules(rules []Rule) []Rule {
+	type key struct {
+		action                 probe.Expect
+		src, dst, proto, ports string
+	}
+	at := make(map[key]int, len(rules))
+	out := rules[:0]
+	for _, rule := range rules {
+		k := key{rule.Action, hostKey(rule.Source), hostKey(rule.Destination), string(rule.Protocol), rule.Ports}
+		i, dup := at[k]
+		if !dup {
+			at[k] = len(out)
+			out = append(out, rule)
+			continue
+		}
+		m := &out[i]
+		m.Flow = joinDistinct(m.Flow, rule.Flow, ", ")
+		m.Product = joinDistinct(m.Product, rule.Product, ", ")
+		m.SourceRole = joinDistinct(m.SourceRole, rule.SourceRole, ", ")
+		m.DestinationRole = joinDistinct(m.DestinationRole, rule.DestinationRole, ", ")
+		m.Purpose = joinDistinct(m.Purpose, rule.Purpose, "; ")
+		m.Note = joinDistinct(m.Note, rule.Note, "; ")
+		m.Condition = joinDistinct(m.Condition, rule.Condition, "; ")
+		if requirementRank(rule.Required) > requirementRank(m.Required) {
+			m.Required = rule.Required
+		}
+	}
+	return out
+}
+
+// joinDistinct appends add to list (items separated by sep) unless it is
+// empty or already there.
+func joinDistinct(list, add, sep string) string {
+	switch {
+	case add == "":
+		return list
+	case list == "":
+		return add
+	}
+	for _, item := range strings.Split(list, sep) {
+		if item == add {
+			return list
+		}
+	}
+	return list + sep + add
+}
+
+// requirementRank orders requirements from the weakest to the strongest.
+func requirementRank(r probe.Requirement) int {
+	switch r {
+	case probe.Required:
+		return 2
+	case probe.Conditional:
+		return 1
+	}
+	return 0
+}
+
+// expandRules is the request with one rule per flow, source, destination
+// and port spec.
+func (r *PlanResult) expandRules() []Rule {
 	var out []Rule
 	for _, rs := range r.rules {
 		f := rs.flow
