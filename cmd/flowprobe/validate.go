@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 
 	"github.com/flowprobe/flowprobe/checks"
 	"github.com/flowprobe/flowprobe/probe/catalog"
@@ -43,15 +44,12 @@ func addValidate(c *cli) {
 	})
 }
 
-// planFile loads a site config and plans it with the check registry.
+// planFile loads a site config and plans it with the check registry,
+// reporting the errors of both steps at once.
 func planFile(cat *catalog.Catalog, path string) (*site.Config, *site.PlanResult, error) {
-	cfg, err := site.LoadConfig(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("load config: %w", err)
 	}
-	res, err := site.Plan(cat, cfg, checks.Binder{})
-	if err != nil {
-		return nil, nil, err
-	}
-	return cfg, res, nil
+	return site.CheckConfig(cat.Products, path, data, checks.Binder{})
 }

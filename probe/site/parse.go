@@ -28,20 +28,64 @@ func LoadConfig(path string) (*Config, error) {
 // References to the catalog (products, roles, flow ids) and check options
 // are checked by Plan.
 func ParseConfig(filename string, data []byte) (*Config, error) {
+	cfg, errs := parseConfig(filename, data)
+	if len(errs) > 0 {
+		return nil, joinSorted(errs)
+	}
+	return cfg, nil
+}
+
+// parseConfig is ParseConfig returning the config as far as it could be
+// read (nil when the YAML itself does not parse) beside its errors.
+func parseConfig(filename string, data []byte) (*Config, []error) {
 	root, err := yamlnode.Parse(filename, data, "a config")
 	if err != nil {
-		return nil, err
+		return nil, []error{err}
 	}
 	if root == nil {
-		return nil, configError(pos{file: filename}, nil, "the config is empty")
+		return nil, []error{configError(pos{file: filename}, nil, "the config is empty")}
 	}
 	p := &parser{file: filename, w: yamlnode.Walker{File: filename}}
 	cfg := &Config{File: filename}
 	p.config(root, cfg)
-	if errs := append(p.w.Errs, cfg.validate()...); len(errs) > 0 {
-		return nil, joinSorted(errs)
+	return cfg, append(p.w.Errs, cfg.validate()...)
+}
+
+// CheckConfig parses a site config and plans it against products with b,
+// reporting every error of both at once: when the YAML parses, the
+// references to the catalog and the check options are checked even if
+// some values are wrong, so a user fixes a file in one pass. An error the
+// two steps both find is reported once.
+func CheckConfig(products []*probe.Product, filename string, data []byte, b Binder) (*Config, *PlanResult, error) {
+	cfg, errs := parseConfig(filename, data)
+	if cfg == nil {
+		return nil, nil, joinSorted(errs)
 	}
-	return cfg, nil
+	res, err := PlanProducts(products, cfg, b)
+	if err != nil {
+		seen := map[string]bool{}
+		for _, e := range errs {
+			seen[e.Error()] = true
+		}
+		for _, e := range unjoin(err) {
+			if !seen[e.Error()] {
+				seen[e.Error()] = true
+				errs = append(errs, e)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, nil, joinSorted(errs)
+	}
+	return cfg, res, nil
+}
+
+// unjoin returns the errors an errors.Join-style error holds, or err.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // parser walks the YAML node tree with the shared walker, collecting every
