@@ -175,7 +175,7 @@ func TestDNSOptions(t *testing.T) {
 		{map[string]any{"name": "example.org", "transport": "quic"}, `transport "quic": want udp or tcp`},
 		{map[string]any{"name": "example.org", "min_answers": -1}, "min_answers -1 is negative"},
 		{map[string]any{"name": "example.org", "answers": []any{""}}, "answers: empty entry"},
-		{map[string]any{"name": "example.org", "port": 53}, "field port not found"},
+		{map[string]any{"name": "example.org", "port": 53}, `unknown option "port"`},
 	}
 	for _, tc := range bad {
 		_, err := Decode("dns", tc.raw)

@@ -278,7 +278,7 @@ func TestICMPOptions(t *testing.T) {
 		{map[string]any{"reply_timeout": "0s"}, "reply_timeout 0s: want more than 0"},
 		{map[string]any{"interval": "-1s"}, "interval -1s is negative"},
 		{map[string]any{"size": 4}, "size 4: want 8 to 65000 bytes"},
-		{map[string]any{"ttl": 3}, "field ttl not found"},
+		{map[string]any{"ttl": 3}, `unknown option "ttl"`},
 	}
 	for _, tc := range bad {
 		_, err := Decode("icmp", tc.raw)

@@ -756,7 +756,7 @@ func TestISCSIOptions(t *testing.T) {
 		{map[string]any{"chap_secret_env": "X"}, `iscsi options: chap_secret_file/chap_secret_env need chap_username`},
 		{map[string]any{"chap_username": "alice", "chap_secret_file": emptyFile}, `iscsi options: chap_secret: empty`},
 		{map[string]any{"chap_username": "alice", "chap_secret_env": "FLOWPROBE_TEST_UNSET_VARIABLE"}, `iscsi options: chap_secret_env: environment variable FLOWPROBE_TEST_UNSET_VARIABLE is not set`},
-		{map[string]any{"chap_password": "x"}, `iscsi options: field chap_password not found in type checks.ISCSIOptions`},
+		{map[string]any{"chap_password": "x"}, `iscsi options: unknown option "chap_password" (known: chap_secret_env, chap_secret_file, chap_username, expect_target, initiator_name, send_targets, target); iscsi takes no such secret, and secrets are only given as <option>_file or <option>_env`},
 	}
 	for _, tc := range bad {
 		_, err := Decode("iscsi", tc.raw)

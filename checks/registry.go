@@ -159,7 +159,7 @@ func Decode(name string, raw map[string]any) (any, error) {
 		dec := yaml.NewDecoder(bytes.NewReader(b))
 		dec.KnownFields(true)
 		if err := dec.Decode(opts); err != nil {
-			return nil, fmt.Errorf("%s options: %w", name, cleanYAMLError(err))
+			return nil, optionsError(name, opts, err)
 		}
 	}
 	if v, ok := opts.(interface{ Validate() error }); ok {
@@ -168,23 +168,6 @@ func Decode(name string, raw map[string]any) (any, error) {
 		}
 	}
 	return opts, nil
-}
-
-// cleanYAMLError drops the line numbers of the re-marshalled options, which
-// mean nothing to the user; the caller names the place in its own file.
-func cleanYAMLError(err error) error {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		msgs := make([]string, len(te.Errors))
-		for i, m := range te.Errors {
-			if _, rest, ok := strings.Cut(m, ": "); ok && strings.HasPrefix(m, "line ") {
-				m = rest
-			}
-			msgs[i] = m
-		}
-		return errors.New(strings.Join(msgs, "; "))
-	}
-	return err
 }
 
 // ParseSet turns OPTION=VALUE pairs from the command line into raw options.

@@ -136,7 +136,7 @@ var wantBad = map[string][]string{
 var wantPlanBad = map[string][]string{
 	"checks.yml": {
 		"FILE:2: scheduler: failing_interval 4s must be longer than the timeout 5s of flow hv-ping of demo",
-		"FILE:14: product demo: flow ldap: ldap options: field bogus not found (options merged from lines 7, 14)",
+		"FILE:14: product demo: role dc: ldap options: field bogus not found (options merged from lines 7, 14)",
 		"FILE:23: product demo: flow ldaps: timeout 10s must be shorter than interval 10s (flow settings combined with role dc)",
 		"FILE:27: product demo: flow hv-api: check \"tls\" conflicts with responder: true of role hypervisor",
 		"FILE:29: product demo: flow updates: unknown check kind \"gopher\"",

@@ -49,7 +49,8 @@ func Plan(cat *catalog.Catalog, cfg *Config, b Binder) (*PlanResult, error) {
 
 // PlanProducts is Plan over a list of products.
 func PlanProducts(products []*probe.Product, cfg *Config, b Binder) (*PlanResult, error) {
-	pl := &planner{cfg: cfg, b: b, res: &PlanResult{}, self: map[string]bool{}, maxTargets: cfg.MaxTargets}
+	pl := &planner{cfg: cfg, b: b, res: &PlanResult{}, self: map[string]bool{}, maxTargets: cfg.MaxTargets,
+		usedKinds: map[string]bool{}}
 	if pl.maxTargets == 0 {
 		pl.maxTargets = DefaultMaxTargets
 	}
@@ -74,6 +75,7 @@ func PlanProducts(products []*probe.Product, cfg *Config, b Binder) (*PlanResult
 		}
 		pl.product(prod, pc)
 	}
+	pl.checkUnusedDefaults()
 	if pl.planned > pl.maxTargets {
 		pl.fail(cfg.keys, "max_targets", nil, "the config plans %d targets, more than max_targets %d; raise max_targets or plan fewer hosts, flows or ports", pl.planned, pl.maxTargets)
 		return nil, joinSorted(pl.errs)
@@ -105,6 +107,10 @@ type planner struct {
 	res  *PlanResult
 	errs []error
 	self map[string]bool
+	// reported holds the option errors already reported; usedKinds the
+	// check kinds some flow of any product was bound to.
+	reported  map[string]bool
+	usedKinds map[string]bool
 }
 
 func (pl *planner) fail(k keyPos, key string, ctx []string, format string, args ...any) {
@@ -131,13 +137,15 @@ type productPlan struct {
 	roles   map[string]*RoleConfig
 	self    map[string]bool
 	extra   map[string]bool // ids of the site's own flows
+	// usedKinds are the check kinds the product's flows were bound to.
+	usedKinds map[string]bool
 }
 
 func (pl *planner) product(prod *probe.Product, pc *ProductConfig) {
 	pp := &productPlan{
 		planner: pl, prod: prod, pc: pc, ctx: []string{"product " + pc.Name},
 		flowCfg: map[string]*FlowConfig{}, roles: map[string]*RoleConfig{}, self: map[string]bool{},
-		extra: map[string]bool{},
+		extra: map[string]bool{}, usedKinds: map[string]bool{},
 	}
 	known := map[string]bool{}
 	for _, r := range prod.Roles {
@@ -232,6 +240,7 @@ func (pl *planner) product(prod *probe.Product, pc *ProductConfig) {
 	for _, f := range pp.flows {
 		pp.flow(f)
 	}
+	pp.checkUnusedOptions()
 }
 
 func (pp *productPlan) checkPortOverrides(ports map[string]int, k keyPos, role string, ctx []string, ids map[string]*probe.Flow) {
@@ -483,16 +492,97 @@ func (pp *productPlan) bind(f *probe.Flow, fc *FlowConfig, rc *RoleConfig, ctx [
 		from = append(from, strconv.Itoa(p.line))
 	}
 	maps.Copy(raw, respOpts)
+	pp.usedKinds[kind] = true
+	pp.planner.usedKinds[kind] = true
 	opts, err := pp.b.Decode(kind, raw)
 	if err != nil {
 		msg := err.Error()
 		if len(from) > 1 {
 			msg += " (options merged from lines " + strings.Join(from, ", ") + ")"
 		}
-		pp.errs = append(pp.errs, configError(where, ctx, "%s", msg))
+		if fc.Options == nil {
+			// The options of a role, the product or the defaults: the
+			// error is theirs, reported once whatever the flows using them.
+			ctx = pp.ctx
+			if _, ok := rc.Options[kind]; ok && rc.Name != "" {
+				ctx = []string{pp.ctx[0], "role " + rc.Name}
+			}
+		}
+		pp.optionError(where, ctx, msg)
 		return "", nil, false
 	}
 	return kind, opts, true
+}
+
+// optionError records an error of check options, once per place and
+// message.
+func (pl *planner) optionError(where pos, ctx []string, msg string) {
+	err := configError(where, ctx, "%s", msg)
+	if pl.reported == nil {
+		pl.reported = map[string]bool{}
+	}
+	if !pl.reported[err.Error()] {
+		pl.reported[err.Error()] = true
+		pl.errs = append(pl.errs, err)
+	}
+}
+
+// checkUnusedOptions decodes the options of the check kinds that no
+// planned flow of the product used, so that a mistake in them is found
+// before a flow needs them: the product's options over the defaults, and
+// each role's over those.
+func (pp *productPlan) checkUnusedOptions() {
+	kinds := map[string]bool{}
+	for k := range pp.pc.Options {
+		kinds[k] = true
+	}
+	for _, rc := range pp.roles {
+		for k := range rc.Options {
+			kinds[k] = true
+		}
+	}
+	for _, kind := range slices.Sorted(maps.Keys(kinds)) {
+		if pp.usedKinds[kind] || !pp.b.Known(kind) {
+			continue
+		}
+		pp.planner.usedKinds[kind] = true
+		base := map[string]any{}
+		maps.Copy(base, pp.cfg.Defaults.Options[kind])
+		where := pp.cfg.atOf(pp.cfg.keys)("defaults.options." + kind)
+		if o, ok := pp.pc.Options[kind]; ok {
+			maps.Copy(base, o)
+			where = pp.cfg.atOf(pp.pc.keys)("options." + kind)
+			if _, err := pp.b.Decode(kind, base); err != nil {
+				pp.optionError(where, pp.ctx, err.Error())
+				continue
+			}
+		}
+		for _, name := range slices.Sorted(maps.Keys(pp.roles)) {
+			rc := pp.roles[name]
+			o, ok := rc.Options[kind]
+			if !ok {
+				continue
+			}
+			raw := maps.Clone(base)
+			maps.Copy(raw, o)
+			if _, err := pp.b.Decode(kind, raw); err != nil {
+				pp.optionError(pp.cfg.atOf(rc.keys)("options."+kind), []string{pp.ctx[0], "role " + name}, err.Error())
+			}
+		}
+	}
+}
+
+// checkUnusedDefaults decodes the default options of kinds no product
+// used.
+func (pl *planner) checkUnusedDefaults() {
+	for _, kind := range slices.Sorted(maps.Keys(pl.cfg.Defaults.Options)) {
+		if pl.usedKinds[kind] || !pl.b.Known(kind) {
+			continue
+		}
+		if _, err := pl.b.Decode(kind, pl.cfg.Defaults.Options[kind]); err != nil {
+			pl.optionError(pl.cfg.atOf(pl.cfg.keys)("defaults.options."+kind), []string{"defaults"}, err.Error())
+		}
+	}
 }
 
 // rules adds the firewall rules of flow f: every source host to every
