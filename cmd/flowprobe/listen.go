@@ -16,6 +16,7 @@ import (
 )
 
 type listenFlags struct {
+	config   string
 	product  string
 	role     string
 	flows    []string
@@ -33,8 +34,10 @@ type listenFlags struct {
 func addListen(c *cli) {
 	f := &listenFlags{log: &promslog.Config{}}
 	cmd := c.app.Command("listen", "Answer flowprobe's probes on the inbound TCP and UDP ports the catalog lists for a role, so `flowprobe check --responder ROLE` on the other side can prove the path before the product is installed.")
-	cmd.Flag("product", "Product whose catalog lists the ports.").Required().StringVar(&f.product)
-	cmd.Flag("role", "Role this machine will play: its inbound flows' ports are opened.").Required().StringVar(&f.role)
+	cmd.Flag("config.file", "Site config: open exactly the ports `flowprobe check` with this file probes on this machine (its addresses, or --role).").PlaceHolder("FILE").StringVar(&f.config)
+	cmd.Arg("file", "Site config file (instead of --config.file).").StringVar(&f.config)
+	cmd.Flag("product", "Product whose catalog lists the ports (without a config).").StringVar(&f.product)
+	cmd.Flag("role", "Role this machine will play: its inbound flows' ports are opened.").StringVar(&f.role)
 	cmd.Flag("flow", "Open only the ports of this flow (repeatable).").StringsVar(&f.flows)
 	cmd.Flag("port", "FLOW=PORT: open PORT for this flow instead of the catalog's, as a site config's ports override does (repeatable).").PlaceHolder("FLOW=PORT").StringsVar(&f.ports)
 	cmd.Flag("address", "Address to listen on (default: every address).").StringVar(&f.address)
@@ -140,21 +143,7 @@ func runListen(ctx context.Context, c *cli, f *listenFlags) int {
 		fmt.Fprintf(c.stderr, "flowprobe listen: %v\n", err)
 		return exitUsage
 	}
-	prod, ok := cat.Product(f.product)
-	if !ok {
-		var names []string
-		for _, p := range cat.Products {
-			names = append(names, p.Name)
-		}
-		fmt.Fprintf(c.stderr, "flowprobe listen: unknown product %q (products: %s)\n", f.product, strings.Join(names, ", "))
-		return exitUsage
-	}
-	over, err := parsePortOverrides(f.ports)
-	if err != nil {
-		fmt.Fprintf(c.stderr, "flowprobe listen: %v\n", err)
-		return exitUsage
-	}
-	ports, notes, err := inboundPorts(prod, f.role, f.flows, over)
+	ports, notes, err := listenPorts(cat, f)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "flowprobe listen: %v\n", err)
 		return exitUsage
@@ -163,7 +152,11 @@ func runListen(ctx context.Context, c *cli, f *listenFlags) int {
 		logger.Info(n)
 	}
 	if len(ports) == 0 {
-		fmt.Fprintf(c.stderr, "flowprobe listen: no TCP or UDP port to open for role %s of %s\n", f.role, f.product)
+		if f.config != "" {
+			fmt.Fprintf(c.stderr, "flowprobe listen: %s checks no TCP or UDP port of this machine (give --role, or self_addresses in the file)\n", f.config)
+		} else {
+			fmt.Fprintf(c.stderr, "flowprobe listen: no TCP or UDP port to open for role %s of %s\n", f.role, f.product)
+		}
 		return exitUsage
 	}
 	cfg := checks.ResponderConfig{Address: f.address, Name: f.name}
@@ -224,6 +217,29 @@ func runListen(ctx context.Context, c *cli, f *listenFlags) int {
 	logUnlogged()
 	printListenSummary(c, resp, stats, flowsOf)
 	return exitOK
+}
+
+// listenPorts chooses the ports to open: from the site config when one is
+// given, else from the catalog's flows towards --role of --product.
+func listenPorts(cat *catalog.Catalog, f *listenFlags) ([]listenPort, []string, error) {
+	if f.config != "" {
+		if f.product != "" || len(f.flows) > 0 || len(f.ports) > 0 {
+			return nil, nil, fmt.Errorf("--product, --flow and --port go without a config; the config names its products, flows and ports")
+		}
+		return configPorts(cat, f.config, f.role)
+	}
+	if f.product == "" || f.role == "" {
+		return nil, nil, fmt.Errorf("give --config.file FILE, or --product and --role")
+	}
+	prod, ok := cat.Product(f.product)
+	if !ok {
+		return nil, nil, fmt.Errorf("unknown product %q (products: %s)", f.product, strings.Join(cat.Names(), ", "))
+	}
+	over, err := parsePortOverrides(f.ports)
+	if err != nil {
+		return nil, nil, err
+	}
+	return inboundPorts(prod, f.role, f.flows, over)
 }
 
 func printListenSummary(c *cli, resp *checks.Responder, stats *listenStats, flowsOf map[string][]string) {

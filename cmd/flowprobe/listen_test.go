@@ -171,7 +171,8 @@ func TestListenUsage(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"listen", "--product", "sios-lifekeeper"}, "'--role' not provided"},
+		{[]string{"listen", "--product", "sios-lifekeeper"}, "give --config.file FILE, or --product and --role"},
+		{[]string{"listen", "--config.file", "testdata/plan-sios.yml", "--product", "sios-lifekeeper"}, "--product, --flow and --port go without a config"},
 		{[]string{"listen", "--product", "nope", "--role", "node"}, `unknown product "nope"`},
 		{[]string{"listen", "--product", "sios-lifekeeper", "--role", "node", "--duration", "0s"}, "--duration must be positive"},
 		{[]string{"listen", "--product", "sios-lifekeeper", "--role", "node", "--flow", "nope"}, `no flow "nope"`},

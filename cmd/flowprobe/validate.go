@@ -51,5 +51,5 @@ func planFile(cat *catalog.Catalog, path string) (*site.Config, *site.PlanResult
 	if err != nil {
 		return nil, nil, fmt.Errorf("load config: %w", err)
 	}
-	return site.CheckConfig(cat.Products, path, data, checks.Binder{})
+	return site.CheckConfig(cat.Products, path, data, checks.Binder{}, detectLocal)
 }

@@ -64,6 +64,11 @@ type Config struct {
 	// are not probed, and the firewall request uses them as the source of
 	// flows this instance originates.
 	SelfAddresses []string
+	// LocalAddresses are addresses of this machine found by the caller
+	// (the CLI reads them from the network interfaces when SelfAddresses
+	// is not set): hosts among them are not probed either, but they never
+	// appear in the firewall request. Not read from the file.
+	LocalAddresses []string
 	// SourceAddress is the local address checks bind to ("" = any).
 	SourceAddress string
 	// IPFamily is "" (either, IPv4 first), "ip4" or "ip6".

@@ -56,10 +56,16 @@ func parseConfig(filename string, data []byte) (*Config, []error) {
 // references to the catalog and the check options are checked even if
 // some values are wrong, so a user fixes a file in one pass. An error the
 // two steps both find is reported once.
-func CheckConfig(products []*probe.Product, filename string, data []byte, b Binder) (*Config, *PlanResult, error) {
+//
+// prepare, when given, may complete the parsed config before it is planned
+// (the CLI sets LocalAddresses).
+func CheckConfig(products []*probe.Product, filename string, data []byte, b Binder, prepare ...func(*Config)) (*Config, *PlanResult, error) {
 	cfg, errs := parseConfig(filename, data)
 	if cfg == nil {
 		return nil, nil, joinSorted(errs)
+	}
+	for _, f := range prepare {
+		f(cfg)
 	}
 	res, err := PlanProducts(products, cfg, b)
 	if err != nil {

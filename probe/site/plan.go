@@ -50,12 +50,15 @@ func Plan(cat *catalog.Catalog, cfg *Config, b Binder) (*PlanResult, error) {
 // PlanProducts is Plan over a list of products.
 func PlanProducts(products []*probe.Product, cfg *Config, b Binder) (*PlanResult, error) {
 	pl := &planner{cfg: cfg, b: b, res: &PlanResult{}, self: map[string]bool{}, maxTargets: cfg.MaxTargets,
-		usedKinds: map[string]bool{}}
+		usedKinds: map[string]bool{}, local: map[string]bool{}}
 	if pl.maxTargets == 0 {
 		pl.maxTargets = DefaultMaxTargets
 	}
 	for _, a := range cfg.SelfAddresses {
 		pl.self[hostKey(a)] = true
+	}
+	for _, a := range cfg.LocalAddresses {
+		pl.local[hostKey(a)] = true
 	}
 	byName := map[string]*probe.Product{}
 	var known []string
@@ -111,6 +114,8 @@ type planner struct {
 	// check kinds some flow of any product was bound to.
 	reported  map[string]bool
 	usedKinds map[string]bool
+	// local holds the hosts of cfg.LocalAddresses.
+	local map[string]bool
 }
 
 func (pl *planner) fail(k keyPos, key string, ctx []string, format string, args ...any) {
@@ -361,9 +366,13 @@ func (pp *productPlan) flow(f *probe.Flow) {
 	}
 	expand := func() {
 		for _, h := range hosts {
-			if pp.planner.self[hostKey(h.Host)] {
+			if k := hostKey(h.Host); pp.planner.self[k] || pp.planner.local[k] {
 				if counting {
-					pp.skip(f, SkipOwnHost, h.Host, "", "%s is one of self_addresses", h.Host)
+					reason := "is one of self_addresses"
+					if !pp.planner.self[k] {
+						reason = "is an address of this machine"
+					}
+					pp.skip(f, SkipOwnHost, h.Host, "", "%s %s", h.Host, reason)
 				}
 				continue
 			}
