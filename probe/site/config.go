@@ -123,8 +123,12 @@ type ProductConfig struct {
 	Settings
 	// Only, when not empty, plans only these flows.
 	Only []string
-	// Exclude lists flows this site does not use.
+	// Exclude lists flows this site does not use: neither checked nor in
+	// the firewall request.
 	Exclude []string
+	// RequestOnly lists flows kept in the firewall request but not
+	// checked (one-way flows such as SNMP traps or syslog).
+	RequestOnly []string
 	// Options holds raw check options by check kind.
 	Options map[string]map[string]any
 	Roles   []*RoleConfig

@@ -353,11 +353,12 @@ func (p *parser) product(n *yaml.Node, pc *ProductConfig) {
 		}
 	}
 	p.fields(n, ctx, "a product", pc.keys, merge(p.settings(ctx, &pc.Settings), map[string]func(*yaml.Node){
-		"name":    func(v *yaml.Node) { p.str(v, ctx, "name", &pc.Name) },
-		"self":    func(v *yaml.Node) { p.strList(v, ctx, "self", &pc.Self) },
-		"only":    func(v *yaml.Node) { p.strList(v, ctx, "only", &pc.Only) },
-		"exclude": func(v *yaml.Node) { p.strList(v, ctx, "exclude", &pc.Exclude) },
-		"options": func(v *yaml.Node) { pc.Options = p.kindOptions(v, ctx, pc.keys) },
+		"name":         func(v *yaml.Node) { p.str(v, ctx, "name", &pc.Name) },
+		"self":         func(v *yaml.Node) { p.strList(v, ctx, "self", &pc.Self) },
+		"only":         func(v *yaml.Node) { p.strList(v, ctx, "only", &pc.Only) },
+		"exclude":      func(v *yaml.Node) { p.strList(v, ctx, "exclude", &pc.Exclude) },
+		"request_only": func(v *yaml.Node) { p.strList(v, ctx, "request_only", &pc.RequestOnly) },
+		"options":      func(v *yaml.Node) { pc.Options = p.kindOptions(v, ctx, pc.keys) },
 		"roles": func(v *yaml.Node) {
 			if isNull(v) {
 				return

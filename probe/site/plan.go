@@ -224,11 +224,16 @@ func (pl *planner) product(prod *probe.Product, pc *ProductConfig) {
 	for _, list := range []struct {
 		key string
 		ids []string
-	}{{"exclude", pc.Exclude}, {"only", pc.Only}} {
+	}{{"exclude", pc.Exclude}, {"only", pc.Only}, {"request_only", pc.RequestOnly}} {
 		for _, id := range list.ids {
 			if ids[id] == nil {
 				pl.fail(pc.keys, list.key, pp.ctx, "%s: unknown flow %q (flows of %s: %s)", list.key, id, prod.Name, flowIDs())
 			}
+		}
+	}
+	for _, id := range pc.RequestOnly {
+		if slices.Contains(pc.Exclude, id) {
+			pl.fail(pc.keys, "request_only", pp.ctx, "request_only: flow %q is also in exclude, which drops it from the firewall request", id)
 		}
 	}
 	for _, fc := range pc.Flows {
@@ -290,6 +295,10 @@ func (pp *productPlan) flow(f *probe.Flow) {
 	}
 	pp.rules(f, fc, rc)
 
+	if slices.Contains(pc.RequestOnly, f.ID) {
+		pp.skip(f, SkipRequestOnly, "", "", "request_only: in the firewall request, not checked")
+		return
+	}
 	if !pp.self[f.Source] {
 		if len(pc.Self) == 0 {
 			pp.skip(f, SkipOtherSource, "", "", "self is not set, so this instance originates no flows of %s", f.Product)

@@ -13,6 +13,7 @@ type SkipCode string
 // Skip codes.
 const (
 	SkipExcluded      SkipCode = "excluded"       // listed in exclude
+	SkipRequestOnly   SkipCode = "request_only"   // listed in request_only: requested, not checked
 	SkipOtherSource   SkipCode = "other_source"   // source is a role this instance does not run as
 	SkipNoHosts       SkipCode = "no_hosts"       // the destination role has no hosts
 	SkipOwnHost       SkipCode = "own_host"       // the host is one of self_addresses
