@@ -151,6 +151,9 @@ type RoleConfig struct {
 	Options map[string]map[string]any
 	// Ports overrides the port of a flow to every host of this role.
 	Ports map[string]int
+	// PortRanges narrows a flow's documented port range ("10001-10010"
+	// within "10001-65535") for every host of this role.
+	PortRanges map[string]probe.PortSpec
 	// Responder says the hosts of this role run `flowprobe listen`: tcp
 	// flows use the tcp check and udp flows the udp check, both with
 	// `responder: true`.
@@ -164,6 +167,8 @@ type RoleConfig struct {
 type HostConfig struct {
 	Host  string
 	Ports map[string]int
+	// PortRanges narrows documented ranges for this host, as in RoleConfig.
+	PortRanges map[string]probe.PortSpec
 
 	keys keyPos
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/flowprobe/flowprobe/probe"
@@ -205,27 +206,40 @@ func (p *parser) kindOptions(n *yaml.Node, ctx []string, keys keyPos) map[string
 }
 
 // portMap parses `ports: {flow-id: 8443}`, recording "ports.<flow>".
-func (p *parser) portMap(n *yaml.Node, ctx []string, keys keyPos) map[string]int {
+func (p *parser) portMap(n *yaml.Node, ctx []string, keys keyPos) (map[string]int, map[string]probe.PortSpec) {
 	if isNull(n) {
-		return nil
+		return nil, nil
 	}
 	if n.Kind != yaml.MappingNode {
 		p.errorf(n, ctx, "ports must be a mapping of flow id to port, e.g. ports: {web-console: 8443}")
-		return nil
+		return nil, nil
 	}
 	out := map[string]int{}
+	var ranges map[string]probe.PortSpec
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], resolve(n.Content[i+1])
-		if _, dup := out[k.Value]; dup {
+		if _, dup := keys["ports."+k.Value]; dup {
 			p.errorf(k, ctx, "port of flow %q is set twice", k.Value)
 			continue
 		}
 		keys["ports."+k.Value] = p.pos(k)
+		if yamlnode.IsString(v) && strings.Contains(v.Value, "-") {
+			ps, err := probe.ParsePortSpec(v.Value)
+			if err != nil || ps.Kind != probe.PortFixed {
+				p.errorf(v, ctx, "port of flow %s: %q is not a port or a LOW-HIGH range", k.Value, v.Value)
+				continue
+			}
+			if ranges == nil {
+				ranges = map[string]probe.PortSpec{}
+			}
+			ranges[k.Value] = ps
+			continue
+		}
 		port := 0
 		p.integer(v, ctx, "port of flow "+k.Value, &port)
 		out[k.Value] = port
 	}
-	return out
+	return out, ranges
 }
 
 func (p *parser) settings(ctx []string, s *Settings) map[string]func(*yaml.Node) {
@@ -438,7 +452,7 @@ func (p *parser) role(n *yaml.Node, ctx []string, rc *RoleConfig) {
 	p.fields(n, ctx, "a role", rc.keys, merge(p.settings(ctx, &rc.Settings), map[string]func(*yaml.Node){
 		"check":     func(v *yaml.Node) { p.str(v, ctx, "check", &rc.Check) },
 		"options":   func(v *yaml.Node) { rc.Options = p.kindOptions(v, ctx, rc.keys) },
-		"ports":     func(v *yaml.Node) { rc.Ports = p.portMap(v, ctx, rc.keys) },
+		"ports":     func(v *yaml.Node) { rc.Ports, rc.PortRanges = p.portMap(v, ctx, rc.keys) },
 		"responder": func(v *yaml.Node) { p.boolean(v, ctx, "responder", &rc.Responder) },
 		"hosts": func(v *yaml.Node) {
 			if isNull(v) {
@@ -457,7 +471,7 @@ func (p *parser) role(n *yaml.Node, ctx []string, rc *RoleConfig) {
 				case e.Kind == yaml.MappingNode:
 					p.fields(e, ctx, "a host", h.keys, map[string]func(*yaml.Node){
 						"host":  func(v *yaml.Node) { p.str(v, ctx, "host", &h.Host) },
-						"ports": func(v *yaml.Node) { h.Ports = p.portMap(v, ctx, h.keys) },
+						"ports": func(v *yaml.Node) { h.Ports, h.PortRanges = p.portMap(v, ctx, h.keys) },
 					})
 					if h.Host == "" && !h.keys.has("host") {
 						p.errorf(e, ctx, "a host block needs host: NAME-OR-ADDRESS")

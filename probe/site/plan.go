@@ -215,9 +215,9 @@ func (pl *planner) product(prod *probe.Product, pc *ProductConfig) {
 			pl.fail(rc.keys, "check", rctx, "unknown check kind %q", rc.Check)
 		}
 		pl.checkKinds(rc.Options, rc.keys, "", rctx)
-		pp.checkPortOverrides(rc.Ports, rc.keys, rc.Name, rctx, ids)
+		pp.checkPortOverrides(rc.Ports, rc.PortRanges, rc.keys, rc.Name, rctx, ids)
 		for _, h := range rc.Hosts {
-			pp.checkPortOverrides(h.Ports, h.keys, rc.Name, rctx, ids)
+			pp.checkPortOverrides(h.Ports, h.PortRanges, h.keys, rc.Name, rctx, ids)
 		}
 	}
 	pl.checkKinds(pc.Options, pc.keys, "", pp.ctx)
@@ -253,9 +253,15 @@ func (pl *planner) product(prod *probe.Product, pc *ProductConfig) {
 	pp.checkUnusedOptions()
 }
 
-func (pp *productPlan) checkPortOverrides(ports map[string]int, k keyPos, role string, ctx []string, ids map[string]*probe.Flow) {
-	for _, id := range slices.Sorted(maps.Keys(ports)) {
-		f := ids[id]
+func (pp *productPlan) checkPortOverrides(ports map[string]int, ranges map[string]probe.PortSpec, k keyPos, role string, ctx []string, ids map[string]*probe.Flow) {
+	all := map[string]probe.PortSpec{}
+	for id, p := range ports {
+		all[id] = probe.PortSpec{Kind: probe.PortFixed, Low: p, High: p}
+	}
+	maps.Copy(all, ranges)
+	for _, id := range slices.Sorted(maps.Keys(all)) {
+		f, ps := ids[id], all[id]
+		_, isRange := ranges[id]
 		switch {
 		case f == nil:
 			pp.fail(k, "ports."+id, ctx, "ports: unknown flow %q", id)
@@ -263,10 +269,34 @@ func (pp *productPlan) checkPortOverrides(ports map[string]int, k keyPos, role s
 			pp.fail(k, "ports."+id, ctx, "ports: flow %s goes to role %s, not %s", id, f.Destination, role)
 		case f.Protocol == probe.ICMP:
 			pp.fail(k, "ports."+id, ctx, "ports: flow %s is icmp and has no port", id)
+		case documentedRange(f, ps) != nil:
+			// Narrowing a documented range is always allowed.
+		case isRange:
+			pp.fail(k, "ports."+id, ctx, "ports: range %s of flow %s does not lie inside a documented range of the flow (%s)", ps, id, portList(f.Ports))
 		case !f.Configurable && !pp.extra[id]:
 			pp.fail(k, "ports."+id, ctx, "ports: the vendor does not document the port of flow %s as configurable", id)
 		}
 	}
+}
+
+// documentedRange returns the range of f's ports that ps lies inside, or
+// nil.
+func documentedRange(f *probe.Flow, ps probe.PortSpec) *probe.PortSpec {
+	for i, d := range f.Ports {
+		if d.IsRange() && d.Low <= ps.Low && ps.High <= d.High {
+			return &f.Ports[i]
+		}
+	}
+	return nil
+}
+
+// portList is a flow's ports as text, "a, b".
+func portList(ports []probe.PortSpec) string {
+	out := make([]string, len(ports))
+	for i, p := range ports {
+		out[i] = p.String()
+	}
+	return strings.Join(out, ", ")
 }
 
 func destinationName(f *probe.Flow) string {
@@ -428,15 +458,42 @@ func (pp *productPlan) flow(f *probe.Flow) {
 }
 
 // portsFor returns the port specs of flow f at host h: the host's
-// override, the role's override, or the flow's own ports.
+// override, the role's override, or the flow's own ports. An override
+// inside a documented range narrows that range and keeps the flow's other
+// ports; any other override replaces the flow's ports.
 func portsFor(f *probe.Flow, rc *RoleConfig, h HostConfig) []probe.PortSpec {
-	if p, ok := h.Ports[f.ID]; ok {
-		return []probe.PortSpec{{Kind: probe.PortFixed, Low: p, High: p}}
-	}
-	if p, ok := rc.Ports[f.ID]; ok {
-		return []probe.PortSpec{{Kind: probe.PortFixed, Low: p, High: p}}
+	for _, o := range []struct {
+		ports  map[string]int
+		ranges map[string]probe.PortSpec
+	}{{h.Ports, h.PortRanges}, {rc.Ports, rc.PortRanges}} {
+		r, ok := o.ranges[f.ID]
+		if p, isPort := o.ports[f.ID]; isPort {
+			r, ok = probe.PortSpec{Kind: probe.PortFixed, Low: p, High: p}, true
+		}
+		if !ok {
+			continue
+		}
+		if documentedRange(f, r) != nil {
+			return narrow(f, r)
+		}
+		return []probe.PortSpec{r}
 	}
 	return f.Ports
+}
+
+// narrow returns f's ports with the documented range that r lies inside
+// replaced by r; the other ports stay.
+func narrow(f *probe.Flow, r probe.PortSpec) []probe.PortSpec {
+	d := documentedRange(f, r)
+	out := make([]probe.PortSpec, 0, len(f.Ports))
+	for i := range f.Ports {
+		if &f.Ports[i] == d {
+			out = append(out, r)
+		} else {
+			out = append(out, f.Ports[i])
+		}
+	}
+	return out
 }
 
 // bind chooses the check kind of a flow and decodes its options. The kind
