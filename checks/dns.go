@@ -28,6 +28,8 @@ var dnsKind = register(Spec[DNSOptions]{
 		{ValueDNSRcode, "DNS response code of the answer."},
 	},
 	Run: runDNS,
+
+	DefaultPort: 53,
 })
 
 // Values of the dns check.

@@ -44,6 +44,8 @@ var httpKind = register(Spec[HTTPOptions]{
 		{App: "winrm", Options: map[string]any{"path": "/wsman", "any_status": true, "no_follow_redirects": true}},
 	},
 	Run: runHTTP,
+
+	DefaultPort: 80,
 })
 
 // winrmHTTPSPort is the port of WS-Management over HTTPS (WinRM).

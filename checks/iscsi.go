@@ -44,6 +44,8 @@ var iscsiKind = register(Spec[ISCSIOptions]{
 	Defaults:  newISCSIOptions,
 	Hints:     []Hint{{App: "iscsi"}},
 	Run:       runISCSI,
+
+	DefaultPort: 3260,
 })
 
 // ISCSIOptions are the options of the iscsi check.

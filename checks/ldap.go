@@ -41,6 +41,8 @@ var ldapKind = register(Spec[LDAPOptions]{
 	Values:    tlsValues,
 	Hints:     []Hint{{App: "ldap"}, {App: "ldaps", Options: map[string]any{"mode": "ldaps"}}},
 	Run:       runLDAP,
+
+	DefaultPort: 389,
 })
 
 // LDAPOptions are the options of the ldap check.

@@ -27,6 +27,8 @@ var ntpKind = register(Spec[NTPOptions]{
 	},
 	Hints: []Hint{{App: "ntp"}},
 	Run:   runNTP,
+
+	DefaultPort: 123,
 })
 
 // Values of the ntp check.

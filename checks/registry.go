@@ -31,6 +31,9 @@ type Kind struct {
 	Values []Value
 	// Hints are the catalog application hints that select the kind.
 	Hints []Hint
+	// DefaultPort is the service's well-known port (0 for none), used
+	// when the command line names a host without a port.
+	DefaultPort int
 }
 
 // Value is one numeric protocol fact a kind reports in Result.Values. It
@@ -56,6 +59,8 @@ type Spec[O any] struct {
 	Name      string
 	Transport probe.Protocol
 	Summary   string
+	// DefaultPort is the service's well-known port; 0 for none.
+	DefaultPort int
 	// Defaults returns a new options struct with the kind's defaults set.
 	Defaults func() *O
 	Values   []Value
@@ -87,8 +92,9 @@ func register[O any](s Spec[O]) Kind {
 		Checker: probe.CheckerFunc(func(ctx context.Context, t probe.Target) probe.Result {
 			return runWith(ctx, t, s.Name, s.Defaults, s.Run)
 		}),
-		Values: s.Values,
-		Hints:  s.Hints,
+		Values:      s.Values,
+		Hints:       s.Hints,
+		DefaultPort: s.DefaultPort,
 	}
 	registry[s.Name] = k
 	return k

@@ -37,6 +37,8 @@ var snmpKind = register(Spec[SNMPOptions]{
 	Defaults:  newSNMPOptions,
 	Hints:     []Hint{{App: "snmp"}},
 	Run:       runSNMP,
+
+	DefaultPort: 161,
 })
 
 // SNMPOptions are the options of the snmp check.

@@ -33,6 +33,8 @@ var sshKind = register(Spec[SSHOptions]{
 	Defaults:  newSSHOptions,
 	Hints:     []Hint{{App: "ssh"}},
 	Run:       runSSH,
+
+	DefaultPort: 22,
 })
 
 // SSHOptions are the options of the ssh check: expect, when set, is a

@@ -23,6 +23,8 @@ var tlsKind = register(Spec[TLSCheckOptions]{
 	Values:    tlsValues,
 	Hints:     []Hint{{App: "https"}},
 	Run:       runTLS,
+
+	DefaultPort: 443,
 })
 
 // Values of a completed TLS handshake, recorded by every check that makes

@@ -28,6 +28,7 @@ type checkFlags struct {
 	perHost      int
 	trace        bool
 	shard        scheduler.Shard
+	timeoutSet   bool
 }
 
 // addCheck registers `flowprobe check`: the daemon's plan and checks, run
@@ -36,6 +37,7 @@ func addCheck(c *cli) {
 	f := &checkFlags{}
 	cmd := c.app.Command("check", "Run every planned check once, now, and report which flows pass (the pre-install check). Exit code 0 when every required flow passes, 1 when some failed, 2 on a usage or config error or when this machine could not run a check (local_error), 130 when interrupted.")
 	cmd.Flag("config.file", "Site config to plan from. Without it, the flags below describe the site.").StringVar(&f.configFile)
+	configFileArg(cmd, &f.configFile)
 	cmd.Flag("product", "Product whose flows to check (without --config.file).").StringVar(&f.flags.Product)
 	cmd.Flag("self", "Role this machine plays (repeatable): its outbound flows are checked.").StringsVar(&f.flags.Self)
 	cmd.Flag("host", "ROLE=ADDRESS[,ADDRESS...]: the hosts of a destination role (repeatable).").StringsVar(&f.flags.Hosts)
@@ -45,7 +47,7 @@ func addCheck(c *cli) {
 	cmd.Flag("check", "Check kind for the selected flows, instead of the catalog's choice.").StringVar(&f.flags.Check)
 	cmd.Flag("set", "OPTION=VALUE for the selected flows' check (repeatable).").StringsVar(&f.set)
 	cmd.Flag("expect", "allow (default) or deny: the selected flows must be blocked.").EnumVar((*string)(&f.flags.Expect), "allow", "deny")
-	cmd.Flag("timeout", "Timeout of every check (default 5s).").DurationVar(&f.flags.Timeout)
+	cmd.Flag("timeout", "Timeout of every check (default 5s).").IsSetByUser(&f.timeoutSet).DurationVar(&f.flags.Timeout)
 	cmd.Flag("ranges", "How port ranges are checked: first, all or skip.").EnumVar(&f.ranges, "first", "all", "skip")
 	cmd.Flag("source-address", "Local address the checks leave from.").StringVar(&f.flags.SourceAddress)
 	cmd.Flag("self-address", "This machine's own address (repeatable): never probed, source of the firewall request.").StringsVar(&f.flags.SelfAddresses)
@@ -54,7 +56,7 @@ func addCheck(c *cli) {
 	addShardFlag(cmd, &f.shard)
 	cmd.Flag("max-in-flight", "Checks running at once (default: the config's, else 256).").IntVar(&f.maxInFlight)
 	cmd.Flag("max-in-flight-per-host", "Checks running at once against one host (default: the config's, else 4).").IntVar(&f.perHost)
-	cmd.Flag("output", "Report format: text, json, junit or markdown.").Short('o').Default("text").EnumVar(&f.output, "text", "json", "junit", "markdown")
+	outputFlag(cmd, &f.output, "text", "json", "junit", "markdown")
 	cmd.Flag("output.file", "Write the report to this file instead of standard output; an interrupted run writes none and leaves an existing file as it was.").StringVar(&f.outputFile)
 	cmd.Flag("fail-optional", "Let a failing optional flow fail the run too.").BoolVar(&f.failOptional)
 	cmd.Flag("progress", "Live progress on standard error: auto (when it is a terminal), always or never.").Default("auto").EnumVar(&f.progress, "auto", "always", "never")
@@ -140,6 +142,9 @@ func runCheck(ctx context.Context, c *cli, f *checkFlags) int {
 
 // plan builds the site config from the file or the flags and plans it.
 func (f *checkFlags) plan(cat *catalog.Catalog) (*site.Config, *site.PlanResult, error) {
+	if f.timeoutSet && f.flags.Timeout <= 0 {
+		return nil, nil, fmt.Errorf("--timeout %v: must be positive", f.flags.Timeout)
+	}
 	if f.configFile != "" {
 		if f.flags.Product != "" || len(f.flags.Hosts) > 0 || len(f.flags.Self) > 0 || len(f.flags.Responders) > 0 ||
 			f.flags.Check != "" || len(f.set) > 0 || f.flags.Expect != "" {

@@ -35,7 +35,7 @@ func addListen(c *cli) {
 	f := &listenFlags{log: &promslog.Config{}}
 	cmd := c.app.Command("listen", "Answer flowprobe's probes on the inbound TCP and UDP ports the catalog lists for a role, so `flowprobe check --responder ROLE` on the other side can prove the path before the product is installed.")
 	cmd.Flag("config.file", "Site config: open exactly the ports `flowprobe check` with this file probes on this machine (its addresses, or --role).").PlaceHolder("FILE").StringVar(&f.config)
-	cmd.Arg("file", "Site config file (instead of --config.file).").StringVar(&f.config)
+	configFileArg(cmd, &f.config)
 	cmd.Flag("product", "Product whose catalog lists the ports (without a config).").StringVar(&f.product)
 	cmd.Flag("role", "Role this machine will play: its inbound flows' ports are opened.").StringVar(&f.role)
 	cmd.Flag("flow", "Open only the ports of this flow (repeatable).").StringsVar(&f.flows)

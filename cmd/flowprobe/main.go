@@ -70,6 +70,11 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	app.Terminate(func(int) { exited = true })
 
 	c := &cli{app: app, stdout: stdout, stderr: stderr, actions: map[string]func(context.Context) int{}}
+	app.Flag("version", "Print the version and build information (as `flowprobe version`).").PreAction(func(*kingpin.ParseContext) error {
+		printVersion(stdout)
+		exited = true
+		return nil
+	}).Bool()
 	for _, add := range []func(*cli){
 		addServe, addCheck, addProbe, addTrace, addCatalog, addPlan, addListen, addValidate, addVersion,
 	} {

@@ -12,8 +12,8 @@ func TestUsageAndHelp(t *testing.T) {
 		code int
 		want string // in stderr, exactly once
 	}{
-		{nil, exitUsage, "usage: flowprobe <command>"},
-		{[]string{"--help"}, exitOK, "usage: flowprobe <command>"},
+		{nil, exitUsage, "usage: flowprobe [<flags>] <command>"},
+		{[]string{"--help"}, exitOK, "usage: flowprobe [<flags>] <command>"},
 		{[]string{"check", "--help"}, exitOK, "usage: flowprobe check"},
 		{[]string{"nope"}, exitUsage, `expected command but got "nope"`},
 	} {

@@ -12,20 +12,15 @@ import (
 // flows it does not check and why, or the firewall request.
 func addPlan(c *cli) {
 	cmd := c.app.Command("plan", "Show the targets a site config expands to and the flows it skips, or (--firewall) the firewall request.")
-	flagFile := cmd.Flag("config.file", "Site config file.").PlaceHolder("FILE").String()
-	argFile := cmd.Arg("file", "Site config file (instead of --config.file).").String()
-	format := cmd.Flag("format", "Output format: table, json, csv or markdown.").Default("table").Enum("table", "json", "csv", "markdown")
+	file := cmd.Flag("config.file", "Site config file.").PlaceHolder("FILE").String()
+	configFileArg(cmd, file)
+	format := new(string)
+	outputFlag(cmd, format, "table", "json", "csv", "markdown")
+	// --format is the older name of --output.
+	cmd.Flag("format", "Same as --output.").Hidden().EnumVar(format, "text", "table", "json", "csv", "markdown")
 	firewall := cmd.Flag("firewall", "Print the firewall request: one rule per source, destination, protocol and port or range, both directions.").Bool()
 	c.register(cmd, func(context.Context) int {
-		file := *flagFile
-		switch {
-		case file != "" && *argFile != "":
-			fmt.Fprintln(c.stderr, "flowprobe plan: give the config file once (--config.file or FILE)")
-			return exitUsage
-		case file == "":
-			file = *argFile
-		}
-		if file == "" {
+		if *file == "" {
 			fmt.Fprintln(c.stderr, "flowprobe plan: no config file given (--config.file FILE)")
 			return exitUsage
 		}
@@ -34,7 +29,7 @@ func addPlan(c *cli) {
 			fmt.Fprintf(c.stderr, "flowprobe plan: %v\n", err)
 			return exitUsage
 		}
-		_, res, err := planFile(cat, file)
+		_, res, err := planFile(cat, *file)
 		if err != nil {
 			fmt.Fprintf(c.stderr, "%v\n", err)
 			return exitUsage

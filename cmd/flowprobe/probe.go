@@ -31,10 +31,10 @@ func addProbe(c *cli) {
 	a := &probeArgs{}
 	cmd := c.app.Command("probe", "Run one check once against one address and print the result. Exit code 0 when it passes, 1 when it fails, 2 on a usage error or when this machine could not run the check (local_error), 130 when interrupted.")
 	cmd.Arg("kind", "Check kind: "+strings.Join(checks.Names(), ", ")+".").Required().StringVar(&a.kind)
-	cmd.Arg("address", "host:port ([v6]:port), or the host alone for icmp.").Required().StringVar(&a.address)
+	cmd.Arg("address", "host:port ([v6]:port); the host alone for icmp, or for a kind with a well-known port (ntp 123, dns 53, ldap 389, ssh 22, snmp 161, iscsi 3260, http 80, tls 443).").Required().StringVar(&a.address)
 	cmd.Flag("timeout", "How long the check may take.").Default("5s").DurationVar(&a.timeout)
 	cmd.Flag("set", "A check option as OPTION=VALUE (repeatable); VALUE is read as YAML.").PlaceHolder("OPTION=VALUE").StringsVar(&a.set)
-	cmd.Flag("output", "Output format: text or json.").Default("text").EnumVar(&a.output, "text", "json")
+	outputFlag(cmd, &a.output, "text", "json")
 	cmd.Flag("expect", "What the flow should do: allow (answer) or deny (blocked).").Default("allow").EnumVar(&a.expect, "allow", "deny")
 	cmd.Flag("source-address", "Local address to send from.").PlaceHolder("ADDRESS").StringVar(&a.source)
 	cmd.Flag("ipv4", "Use IPv4 only.").Short('4').BoolVar(&a.ipv4)
@@ -115,6 +115,11 @@ func probeTarget(a *probeArgs) (probe.Target, error) {
 		t.Host = host
 	} else {
 		host, portText, err := net.SplitHostPort(a.address)
+		if err != nil && kind.DefaultPort > 0 && a.address != "" && !strings.HasSuffix(a.address, ":") &&
+			(!strings.Contains(a.address, ":") || isIPv6(strings.Trim(a.address, "[]"))) {
+			// A host alone: the kind's well-known port.
+			host, portText, err = strings.Trim(a.address, "[]"), strconv.Itoa(kind.DefaultPort), nil
+		}
 		if err != nil {
 			return t, fmt.Errorf("address %q: want host:port ([v6]:port for IPv6)", a.address)
 		}

@@ -57,6 +57,7 @@ func addServe(c *cli) {
 	cmd := c.app.Command("serve", "Run the checks on a schedule; serve Prometheus metrics, a status page and a JSON API.")
 	o := &serveOptions{}
 	cmd.Flag("config.file", "Site configuration file. SIGHUP (or POST /-/reload with --web.enable-lifecycle) re-reads it.").PlaceHolder("site.yml").StringVar(&o.configFile)
+	configFileArg(cmd, &o.configFile)
 	cmd.Flag("demo", "Without a config file: start a demo SIOS LifeKeeper site on 127.0.0.2-4 (flowprobe's responders, a closed port, silent peers) and probe it.").BoolVar(&o.demo)
 	cmd.Flag("web.enable-lifecycle", "Allow reloading the configuration with POST /-/reload (SIGHUP always reloads).").BoolVar(&o.lifecycle)
 	addShardFlag(cmd, &o.shard)

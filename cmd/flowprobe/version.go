@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"github.com/prometheus/common/version"
 )
@@ -24,7 +25,10 @@ func init() {
 func addVersion(c *cli) {
 	cmd := c.app.Command("version", "Print the version and build information.")
 	c.register(cmd, func(context.Context) int {
-		fmt.Fprintln(c.stdout, version.Print("flowprobe"))
+		printVersion(c.stdout)
 		return exitOK
 	})
 }
+
+// printVersion writes the version and build information.
+func printVersion(w io.Writer) { fmt.Fprintln(w, version.Print("flowprobe")) }
