@@ -3,9 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/flowprobe/flowprobe/probe/catalog"
 	"github.com/flowprobe/flowprobe/probe/report"
+	"github.com/flowprobe/flowprobe/probe/site"
+	"github.com/prometheus/common/version"
 )
 
 // addPlan registers `flowprobe plan`: the targets a config expands to, the
@@ -29,13 +33,13 @@ func addPlan(c *cli) {
 			fmt.Fprintf(c.stderr, "flowprobe plan: %v\n", err)
 			return exitUsage
 		}
-		_, res, err := planFile(cat, *file)
+		cfg, res, err := planFile(cat, *file)
 		if err != nil {
 			fmt.Fprintf(c.stderr, "%v\n", err)
 			return exitUsage
 		}
 		if *firewall {
-			err = report.WriteRules(c.stdout, *format, res.Rules())
+			err = report.WriteRules(c.stdout, *format, requestHeader(cat, cfg, time.Now()), res.Rules(), res.Skipped)
 		} else {
 			err = report.WritePlan(c.stdout, *format, res)
 		}
@@ -45,4 +49,21 @@ func addPlan(c *cli) {
 		}
 		return exitOK
 	})
+}
+
+// requestHeader describes a firewall request of cfg made at now.
+func requestHeader(cat *catalog.Catalog, cfg *site.Config, now time.Time) report.RequestHeader {
+	h := report.RequestHeader{Site: cfg.Site, Config: cfg.File, Generated: now, Version: version.Version}
+	for _, pc := range cfg.Products {
+		p, ok := cat.Product(pc.Name)
+		if !ok {
+			continue
+		}
+		docs := make([]string, len(p.Documents))
+		for i, d := range p.Documents {
+			docs[i] = d.File
+		}
+		h.Products = append(h.Products, fmt.Sprintf("%s: %s (%s)", p.Name, p.Title, strings.Join(docs, ", ")))
+	}
+	return h
 }

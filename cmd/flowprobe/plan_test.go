@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"github.com/prometheus/common/version"
 	"os"
 	"path/filepath"
 	"slices"
@@ -137,11 +138,16 @@ func TestPlanFirewallCSV(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	records, err := csv.NewReader(strings.NewReader(stdout)).ReadAll()
+	if !strings.HasPrefix(stdout, "# Firewall request for site ") || !strings.Contains(stdout, "\n# Not checked by this instance") {
+		t.Errorf("no header or not-checked comments:\n%s", stdout)
+	}
+	r := csv.NewReader(strings.NewReader(stdout))
+	r.Comment = '#'
+	records, err := r.ReadAll()
 	if err != nil {
 		t.Fatal(err)
 	}
-	header := "action,source,destination,protocol,ports,product,flow,source_role,destination_role,required,purpose,note"
+	header := "action,source,destination,protocol,ports,product,flow,source_role,destination_role,required,condition,purpose,note"
 	if got := strings.Join(records[0], ","); got != header {
 		t.Fatalf("header %q", got)
 	}
@@ -156,8 +162,8 @@ func TestPlanFirewallCSV(t *testing.T) {
 		"allow 198.51.100.40 192.0.2.42 tcp 778 web-gui",
 		"allow 192.0.2.41 192.0.2.42 tcp 10001-65535 data-replication",
 		"allow 192.0.2.42 192.0.2.41 tcp 10001-65535 data-replication",
-		"deny 192.0.2.41 192.0.2.42 icmp  lkping",
-		"deny 192.0.2.42 192.0.2.41 icmp  lkping",
+		"deny 192.0.2.41 192.0.2.42 icmp echo-request (type 8; IPv6 128), echo-reply back (type 0; IPv6 129) lkping",
+		"deny 192.0.2.42 192.0.2.41 icmp echo-request (type 8; IPv6 128), echo-reply back (type 0; IPv6 129) lkping",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("rules:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -165,20 +171,22 @@ func TestPlanFirewallCSV(t *testing.T) {
 }
 
 func TestPlanFirewallMarkdown(t *testing.T) {
-	code, stdout, stderr := runCLI(t, "plan", "testdata/plan-sios.yml", "--firewall", "--format", "markdown")
+	code, stdout, stderr := runCLI(t, "plan", "testdata/plan-sios.yml", "--firewall", "--output", "markdown")
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
-	if len(lines) != 10 {
-		t.Fatalf("%d lines:\n%s", len(lines), stdout)
-	}
-	if lines[0] != "| ACTION | SOURCE | DESTINATION | PROTOCOL | PORTS | PRODUCT | FLOW | SOURCE_ROLE | DESTINATION_ROLE | REQUIRED | PURPOSE | NOTE |" ||
-		lines[1] != "|---|---|---|---|---|---|---|---|---|---|---|---|" {
-		t.Errorf("header:\n%s\n%s", lines[0], lines[1])
-	}
-	if !strings.HasPrefix(lines[2], "| allow | 192.0.2.41 | 192.0.2.42 | tcp | 7365 | sios-lifekeeper | comm-path | node | node | conditional | ") {
-		t.Errorf("first rule %q", lines[2])
+	for _, want := range []string{
+		"# Firewall request for site (no site name in the config)\n\n- Generated ",
+		"by flowprobe " + version.Version + " from testdata/plan-sios.yml\n- Product sios-lifekeeper: SIOS LifeKeeper for Linux (sios-lifekeeper-ports.ja.txt)\n\n",
+		"| ACTION | SOURCE | DESTINATION | PROTOCOL | PORTS | PRODUCT | FLOW | SOURCE_ROLE | DESTINATION_ROLE | REQUIRED | CONDITION | PURPOSE | NOTE |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+		"| allow | 192.0.2.41 | 192.0.2.42 | tcp | 7365 | sios-lifekeeper | comm-path | node | node | conditional | A cluster of two or more nodes",
+		"| deny | 192.0.2.41 | 192.0.2.42 | icmp | echo-request (type 8; IPv6 128), echo-reply back (type 0; IPv6 129) |",
+		"\n## Not checked by this instance",
+		"| sios-lifekeeper | web-gui | web-client | node |  |  | other_source |",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("request lacks %q:\n%s", want, stdout)
+		}
 	}
 }
 

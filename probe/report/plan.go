@@ -5,6 +5,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/flowprobe/flowprobe/probe"
 	"github.com/flowprobe/flowprobe/probe/site"
@@ -31,7 +32,7 @@ var targetHeader = []string{"PRODUCT", "FLOW", "SOURCE", "DESTINATION", "ADDRESS
 
 var skipHeader = []string{"PRODUCT", "FLOW", "SOURCE", "DESTINATION", "HOST", "PORT", "CODE", "REASON"}
 
-var ruleHeader = []string{"ACTION", "SOURCE", "DESTINATION", "PROTOCOL", "PORTS", "PRODUCT", "FLOW", "SOURCE_ROLE", "DESTINATION_ROLE", "REQUIRED", "PURPOSE", "NOTE"}
+var ruleHeader = []string{"ACTION", "SOURCE", "DESTINATION", "PROTOCOL", "PORTS", "PRODUCT", "FLOW", "SOURCE_ROLE", "DESTINATION_ROLE", "REQUIRED", "CONDITION", "PURPOSE", "NOTE"}
 
 func targetRows(ts []probe.Target) [][]string {
 	rows := make([][]string, 0, len(ts))
@@ -57,8 +58,12 @@ func skipRows(ss []skip) [][]string {
 func ruleRows(rs []rule) [][]string {
 	rows := make([][]string, 0, len(rs))
 	for _, r := range rs {
-		rows = append(rows, []string{string(r.Action), r.Source, r.Destination, string(r.Protocol), r.Ports,
-			r.Product, r.Flow, r.SourceRole, r.DestinationRole, string(r.Required), r.Purpose, r.Note})
+		ports := r.Ports
+		if r.ICMPTypes != "" {
+			ports = r.ICMPTypes
+		}
+		rows = append(rows, []string{string(r.Action), r.Source, r.Destination, string(r.Protocol), ports,
+			r.Product, r.Flow, r.SourceRole, r.DestinationRole, string(r.Required), r.Condition, r.Purpose, r.Note})
 	}
 	return rows
 }
@@ -148,24 +153,117 @@ func printedRows(ps []site.PrintedFlow) [][]string {
 	return rows
 }
 
+// RequestHeader heads a firewall request with what a change ticket names:
+// the site, when and by which flowprobe it was made, from which config,
+// for which products.
+type RequestHeader struct {
+	Site      string    `json:"site"`
+	Config    string    `json:"config"`
+	Generated time.Time `json:"generated"`
+	Version   string    `json:"flowprobe_version"`
+	// Products are "name: title (documents)".
+	Products []string `json:"products"`
+}
+
+func (h RequestHeader) lines() []string {
+	site := h.Site
+	if site == "" {
+		site = "(no site name in the config)"
+	}
+	out := []string{
+		"Firewall request for site " + site,
+		"Generated " + h.Generated.UTC().Format(time.RFC3339) + " by flowprobe " + h.Version + " from " + h.Config,
+	}
+	for _, p := range h.Products {
+		out = append(out, "Product "+p)
+	}
+	return out
+}
+
+// notCheckedTitle heads the flows of the request this instance does not
+// check.
+const notCheckedTitle = "Not checked by this instance (still in the request when not excluded):"
+
 // WriteRules writes the firewall request, one rule per line, in a format:
-// table (the default), json, csv or markdown.
-func WriteRules(w io.Writer, format string, rules []rule) error {
+// table (the default), json, csv or markdown, with its header and the flows
+// this instance does not check. CSV gives the header and the flows not
+// checked as "#" comment lines around the rules.
+func WriteRules(w io.Writer, format string, h RequestHeader, rules []rule, notChecked []skip) error {
+	if rules == nil {
+		rules = []rule{}
+	}
+	if notChecked == nil {
+		notChecked = []skip{}
+	}
+	ew := &errWriter{w: w}
 	switch format {
 	case "json":
-		if rules == nil {
-			rules = []rule{}
-		}
 		return writeJSON(w, struct {
-			Rules []rule `json:"rules"`
-		}{rules})
+			RequestHeader
+			Rules      []rule `json:"rules"`
+			NotChecked []skip `json:"not_checked"`
+		}{h, rules, notChecked})
 	case "csv":
-		return writeCSV(w, lower(ruleHeader), ruleRows(rules))
+		for _, l := range h.lines() {
+			ew.printf("# %s\n", oneLine(l))
+		}
+		if ew.err != nil {
+			return ew.err
+		}
+		if err := writeCSV(w, lower(ruleHeader), ruleRows(rules)); err != nil {
+			return err
+		}
+		if len(notChecked) > 0 {
+			ew.printf("# %s\n", notCheckedTitle)
+		}
+		for _, r := range skipRows(notChecked) {
+			ew.printf("# %s\n", oneLine(strings.Join(r[:len(r)-1], " ")+": "+r[len(r)-1]))
+		}
+		return ew.err
 	case "markdown":
-		return writeMarkdownTable(w, ruleHeader, ruleRows(rules))
+		l := h.lines()
+		ew.printf("# %s\n\n", mdCell(l[0]))
+		for _, x := range l[1:] {
+			ew.printf("- %s\n", mdCell(x))
+		}
+		ew.printf("\n")
+		if ew.err != nil {
+			return ew.err
+		}
+		if err := writeMarkdownTable(w, ruleHeader, ruleRows(rules)); err != nil {
+			return err
+		}
+		if len(notChecked) == 0 {
+			return nil
+		}
+		ew.printf("\n## %s\n\n", mdCell(notCheckedTitle))
+		if ew.err != nil {
+			return ew.err
+		}
+		return writeMarkdownTable(w, skipHeader, skipRows(notChecked))
 	}
-	return writeTable(w, ruleHeader, ruleRows(rules))
+	for _, l := range h.lines() {
+		ew.printf("%s\n", Sanitize(l))
+	}
+	ew.printf("\n")
+	if ew.err != nil {
+		return ew.err
+	}
+	if err := writeTable(w, ruleHeader, ruleRows(rules)); err != nil {
+		return err
+	}
+	if len(notChecked) == 0 {
+		return nil
+	}
+	ew.printf("\n%s\n\n", notCheckedTitle)
+	if ew.err != nil {
+		return ew.err
+	}
+	return writeTable(w, skipHeader, skipRows(notChecked))
 }
+
+// oneLine keeps a comment on one line.
+func oneLine(s string) string { return strings.ReplaceAll(Sanitize(s), "\n", " ") }
 
 // lower is the header of a CSV table: the table's header in lower case.
 func lower(header []string) []string {

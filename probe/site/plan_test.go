@@ -150,7 +150,7 @@ func TestPlanBareProduct(t *testing.T) {
 		"<appliance> -> <dc> tcp/636 ",
 		"<appliance> -> <hypervisor> tcp/443 ",
 		"<appliance> -> <hypervisor> tcp/6910-6912 ",
-		"<appliance> -> <hypervisor> tcp/dynamic dynamic: the product chooses the port at run time; see the vendor's documentation",
+		"<appliance> -> <hypervisor> tcp/dynamic " + NoteDynamic,
 		"<appliance> -> <hypervisor> icmp/ ",
 		"<admin> -> <appliance> tcp/443 ",
 		"<admin> -> <appliance> tcp/8443 ",

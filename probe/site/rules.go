@@ -59,11 +59,14 @@ type Rule struct {
 	Protocol        probe.Protocol `json:"protocol"`
 	// Ports is a port, a LOW-HIGH range, "dynamic", "ephemeral", or "" for
 	// icmp.
-	Ports    string            `json:"ports"`
-	Product  string            `json:"product"`
-	Flow     string            `json:"flow"`
-	Required probe.Requirement `json:"required"`
-	Purpose  string            `json:"purpose"`
+	Ports string `json:"ports"`
+	// ICMPTypes names the ICMP messages of an icmp rule: the echo request
+	// from the source and the echo reply back.
+	ICMPTypes string            `json:"icmp_types,omitempty"`
+	Product   string            `json:"product"`
+	Flow      string            `json:"flow"`
+	Required  probe.Requirement `json:"required"`
+	Purpose   string            `json:"purpose"`
 	// Condition is when a conditional flow is needed (the catalog's
 	// condition); "" for required and optional flows.
 	Condition string `json:"condition,omitempty"`
@@ -229,8 +232,9 @@ func (r *PlanResult) expandRules() []Rule {
 				rule := rs.base
 				rule.Source, rule.Destination = s, d.Host
 				printed := f.PrintedNote()
-				rule.Note = printed
+				rule.Note = joinNote(printed, f.Note)
 				if f.Protocol == probe.ICMP {
+					rule.ICMPTypes = ICMPEchoTypes
 					out = append(out, rule)
 					continue
 				}
@@ -238,11 +242,11 @@ func (r *PlanResult) expandRules() []Rule {
 					rule.Ports = ps.String()
 					switch ps.Kind {
 					case probe.PortDynamic:
-						rule.Note = joinNote("dynamic: the product chooses the port at run time; see the vendor's documentation", printed)
+						rule.Note = joinNote(NoteDynamic, printed, f.Note)
 					case probe.PortEphemeral:
-						rule.Note = joinNote("ephemeral: a port from the source's OS ephemeral range", printed)
+						rule.Note = joinNote(NoteEphemeral, printed, f.Note)
 					default:
-						rule.Note = printed
+						rule.Note = joinNote(printed, f.Note)
 					}
 					out = append(out, rule)
 				}
@@ -251,6 +255,15 @@ func (r *PlanResult) expandRules() []Rule {
 	}
 	return out
 }
+
+// What the firewall request says of ICMP rules and of ports that are not
+// fixed numbers.
+const (
+	ICMPEchoTypes = "echo-request (type 8; IPv6 128), echo-reply back (type 0; IPv6 129)"
+	NoteDynamic   = "dynamic: the product chooses the destination port at run time; see the vendor's documentation"
+	NoteEphemeral = "ephemeral: the destination listens on a port its OS picks from its ephemeral range " +
+		"(Linux 32768-60999, Windows 49152-65535 by default); open that range on the destination"
+)
 
 // joinNote joins the non-empty parts of a rule's note with "; ".
 func joinNote(parts ...string) string {
