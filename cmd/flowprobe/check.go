@@ -108,6 +108,7 @@ func runCheck(ctx context.Context, c *cli, f *checkFlags) int {
 		return reportInterrupted(c, cat, plan, results, f.failOptional, n)
 	}
 	rep := report.NewCheck(cat, plan, results, f.failOptional)
+	rep.Header = runHeader(cfg)
 	if err := rep.Write(out, f.output); err != nil {
 		fmt.Fprintf(c.stderr, "flowprobe check: write report: %v\n", err)
 		return exitUsage

@@ -2,6 +2,11 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"time"
+
+	"github.com/flowprobe/flowprobe/probe/report"
+	"github.com/flowprobe/flowprobe/probe/site"
 
 	"github.com/alecthomas/kingpin/v2"
 )
@@ -56,4 +61,14 @@ func joinOr(names []string) string {
 		out += ", " + n
 	}
 	return out + " or " + names[len(names)-1]
+}
+
+// runHeader says where, when and from which config a check runs.
+func runHeader(cfg *site.Config) report.RunHeader {
+	host, _ := os.Hostname()
+	src := cfg.File
+	if src == "" {
+		src = "command line"
+	}
+	return report.RunHeader{Host: host, Time: time.Now(), Config: src}
 }

@@ -17,8 +17,18 @@ type Check struct {
 	skipped      []skip
 	titles       map[string]string
 	failOptional bool
+	// Header says where, when and from what the run was made; the
+	// Markdown and JUnit reports carry it when set.
+	Header RunHeader
 
 	passed, failed, optionalFailed int
+}
+
+// RunHeader says where, when and from which config a check ran.
+type RunHeader struct {
+	Host   string
+	Time   time.Time
+	Config string // the config file, or "command line"
 }
 
 // NewCheck builds the report of a run from the catalog (for product

@@ -2,10 +2,12 @@ package report
 
 import (
 	"bytes"
+	"encoding/xml"
 	"errors"
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -147,6 +149,44 @@ func TestNoteIsTheHintAfterTheReason(t *testing.T) {
 		}
 		if got, want := NewResult(tc.t, tc.r).Hint, probe.Hint(&tc.t, &tc.r); got != want {
 			t.Errorf("%s %v: JSON hint %q, want %q", tc.t.Check, tc.r.Outcome, got, want)
+		}
+	}
+}
+
+// With a header, the Markdown and JUnit reports say where, when and from
+// which config the run was made, and every JUnit test name is unique.
+func TestCheckHeaderAndUniqueNames(t *testing.T) {
+	cat, plan, results := fixture()
+	plan.Skipped = append(plan.Skipped, plan.Skipped[0]) // the same skip twice
+	rep := NewCheck(cat, plan, results, false)
+	rep.Header = RunHeader{Host: "node-a", Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Config: "site.yml"}
+	var md, ju bytes.Buffer
+	if err := rep.Write(&md, "markdown"); err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Write(&ju, "junit"); err != nil {
+		t.Fatal(err)
+	}
+	if want := "## flowprobe check from node-a\n\n- Run at 2026-01-02T03:04:05Z\n- Config: site.yml\n\n"; !strings.HasPrefix(md.String(), want) {
+		t.Errorf("markdown starts %q, want %q", md.String()[:min(len(md.String()), 80)], want)
+	}
+	for _, want := range []string{`hostname="node-a"`, `timestamp="2026-01-02T03:04:05"`, `<property name="config" value="site.yml"></property>`} {
+		if !strings.Contains(ju.String(), want) {
+			t.Errorf("junit lacks %s", want)
+		}
+	}
+	var suites junitSuites
+	if err := xml.Unmarshal(ju.Bytes(), &suites); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, s := range suites.Suites {
+		for _, c := range s.Cases {
+			if k := c.Classname + " " + c.Name; seen[k] {
+				t.Errorf("test name %q twice", k)
+			} else {
+				seen[k] = true
+			}
 		}
 	}
 }

@@ -20,12 +20,25 @@ type junitSuites struct {
 }
 
 type junitSuite struct {
-	Name     string      `xml:"name,attr"`
-	Tests    int         `xml:"tests,attr"`
-	Failures int         `xml:"failures,attr"`
-	Skipped  int         `xml:"skipped,attr"`
-	Time     string      `xml:"time,attr"`
-	Cases    []junitCase `xml:"testcase"`
+	Name      string `xml:"name,attr"`
+	Hostname  string `xml:"hostname,attr,omitempty"`
+	Timestamp string `xml:"timestamp,attr,omitempty"`
+	// Properties carry the config the run planned from.
+	Properties *junitProperties `xml:"properties,omitempty"`
+	Tests      int              `xml:"tests,attr"`
+	Failures   int              `xml:"failures,attr"`
+	Skipped    int              `xml:"skipped,attr"`
+	Time       string           `xml:"time,attr"`
+	Cases      []junitCase      `xml:"testcase"`
+}
+
+type junitProperties struct {
+	Property []junitProperty `xml:"property"`
+}
+
+type junitProperty struct {
+	Name  string `xml:"name,attr"`
+	Value string `xml:"value,attr"`
 }
 
 type junitCase struct {
@@ -43,6 +56,19 @@ type junitMessage struct {
 	Text    string `xml:",chardata"`
 }
 
+// uniqueCaseNames numbers the test cases of a suite whose class and name
+// repeat ("name (2)"), so that CI systems keep each one.
+func uniqueCaseNames(cases []junitCase) {
+	seen := map[string]int{}
+	for i := range cases {
+		k := cases[i].Classname + "\x00" + cases[i].Name
+		seen[k]++
+		if n := seen[k]; n > 1 {
+			cases[i].Name = fmt.Sprintf("%s (%d)", cases[i].Name, n)
+		}
+	}
+}
+
 func seconds(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 3, 64) }
 
 // WriteJUnit writes the report as JUnit XML: a test suite per product, a
@@ -57,7 +83,13 @@ func (r *Check) WriteJUnit(w io.Writer) error {
 	suite := func(product string) *junitSuite {
 		s, ok := suites[product]
 		if !ok {
-			s = &junitSuite{Name: product}
+			s = &junitSuite{Name: product, Hostname: r.Header.Host}
+			if !r.Header.Time.IsZero() {
+				s.Timestamp = r.Header.Time.UTC().Format("2006-01-02T15:04:05")
+			}
+			if r.Header.Config != "" {
+				s.Properties = &junitProperties{Property: []junitProperty{{Name: "config", Value: r.Header.Config}}}
+			}
 			suites[product] = s
 			order = append(order, product)
 		}
@@ -92,8 +124,15 @@ func (r *Check) WriteJUnit(w io.Writer) error {
 	}
 	for _, sk := range r.skipped {
 		s := suite(sk.Product)
+		name := fmt.Sprintf("%s %s → %s", sk.Flow, sk.Source, sk.Destination)
+		if sk.Host != "" {
+			name += " " + sk.Host
+		}
+		if sk.Port != "" {
+			name += " port " + sk.Port
+		}
 		s.Cases = append(s.Cases, junitCase{
-			Name:      fmt.Sprintf("%s %s → %s", sk.Flow, sk.Source, sk.Destination),
+			Name:      name,
 			Classname: sk.Product + "." + sk.Destination,
 			Time:      "0.000",
 			Skipped:   &junitMessage{Message: sk.Reason},
@@ -103,6 +142,7 @@ func (r *Check) WriteJUnit(w io.Writer) error {
 	}
 	for _, name := range order {
 		s := suites[name]
+		uniqueCaseNames(s.Cases)
 		s.Time = seconds(suiteTime[name])
 		all.Tests += s.Tests
 		all.Failures += s.Failures

@@ -3,12 +3,17 @@ package report
 import (
 	"io"
 	"strings"
+	"time"
 )
 
 // WriteMarkdown writes the report as Markdown: a table per product and
 // destination, the flows not checked, and the summary.
 func (r *Check) WriteMarkdown(w io.Writer) error {
 	mw := &errWriter{w: w}
+	if h := r.Header; h.Host != "" || !h.Time.IsZero() || h.Config != "" {
+		mw.printf("## flowprobe check from %s\n\n", mdCell(h.Host))
+		mw.printf("- Run at %s\n- Config: %s\n\n", h.Time.UTC().Format(time.RFC3339), mdCell(h.Config))
+	}
 	for _, g := range r.groups() {
 		mw.printf("### %s → %s\n\n", mdCell(r.title(g.product)), mdCell(g.destination))
 		mw.printf("| | flow | source | target | protocol | check | outcome | latency | what it means |\n")
