@@ -42,10 +42,23 @@ func configPorts(cat *catalog.Catalog, path, role string) (ports []listenPort, n
 	if err != nil {
 		return nil, nil, err
 	}
+	ports, notes = targetPorts(res.Targets, role, mine)
+	if role != "" && len(ports) == 0 && len(notes) == 0 {
+		roles := map[string]bool{}
+		for _, t := range res.Targets {
+			roles[t.Destination] = true
+		}
+		return nil, nil, fmt.Errorf("%s: no flow checked by this config goes to role %q (roles checked: %s)",
+			path, role, strings.Join(slices.Sorted(maps.Keys(roles)), ", "))
+	}
+	return ports, notes, nil
+}
+
+// targetPorts returns the TCP and UDP ports of the targets to role (when
+// given) or to a host in mine, each with the flows that use it.
+func targetPorts(targets []probe.Target, role string, mine map[string]bool) (ports []listenPort, notes []string) {
 	at := map[string]int{}
-	roles := map[string]bool{}
-	for _, t := range res.Targets {
-		roles[t.Destination] = true
+	for _, t := range targets {
 		if role != "" && t.Destination != role || role == "" && !mine[strings.ToLower(t.Host)] {
 			continue
 		}
@@ -64,15 +77,11 @@ func configPorts(cat *catalog.Catalog, path, role string) (ports []listenPort, n
 			ports[i].flows = append(ports[i].flows, t.Flow)
 		}
 	}
-	if role != "" && !roles[role] {
-		return nil, nil, fmt.Errorf("%s: no flow checked by this config goes to role %q (roles checked: %s)",
-			path, role, strings.Join(slices.Sorted(maps.Keys(roles)), ", "))
-	}
 	slices.SortFunc(ports, func(a, b listenPort) int {
 		if a.proto != b.proto {
 			return strings.Compare(string(a.proto), string(b.proto))
 		}
 		return a.port - b.port
 	})
-	return ports, notes, nil
+	return ports, notes
 }
