@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/flowprobe/flowprobe/probe"
@@ -55,6 +57,30 @@ func addCatalog(c *cli) {
 			products = []*probe.Product{p}
 		}
 		return writeOut(c, "export", report.WriteCatalogExport(c.stdout, *format, products))
+	})
+
+	imp := cmd.Command("import", "Turn a port table kept as CSV (columns protocol, port, source, destination, purpose) into a catalog file to edit; name it in a site config's catalogs.")
+	impFile := imp.Arg("file", "CSV file.").Required().String()
+	impProduct := imp.Flag("product", "Product name, kebab-case (default: the CSV file's name).").String()
+	impTitle := imp.Flag("title", "Product title (default: the product name).").String()
+	c.register(imp, func(context.Context) int {
+		f, err := os.Open(*impFile)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "flowprobe catalog import: %v\n", err)
+			return exitUsage
+		}
+		defer f.Close()
+		name := *impProduct
+		if name == "" {
+			name = strings.TrimSuffix(filepath.Base(*impFile), filepath.Ext(*impFile))
+		}
+		data, err := catalog.ImportCSV(name, *impTitle, *impFile, f)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "flowprobe catalog import: %v\n", err)
+			return exitUsage
+		}
+		_, err = c.stdout.Write(data)
+		return writeOut(c, "import", err)
 	})
 }
 

@@ -71,7 +71,7 @@ func load(fsys fs.FS, prefix string) (*Catalog, error) {
 			errs = append(errs, fmt.Errorf("load catalog: %w", err))
 			continue
 		}
-		p, perrs := parseCatalogFile(prefix+file, data)
+		p, perrs := parseCatalogFile(prefix+file, data, nil)
 		errs = append(errs, perrs...)
 		if p == nil || p.Name == "" {
 			continue
@@ -242,8 +242,9 @@ func (p *catalogParser) list(m map[string]*yaml.Node, parent *yaml.Node, key str
 }
 
 // parseCatalogFile reads one catalog file. It returns the product (possibly
-// partial) and every error found.
-func parseCatalogFile(file string, data []byte) (*probe.Product, []error) {
+// partial) and every error found. With base, the file adds to that product:
+// base's roles and document ids count as declared.
+func parseCatalogFile(file string, data []byte, base *probe.Product) (*probe.Product, []error) {
 	p := &catalogParser{file: file, w: yamlnode.Walker{File: file}}
 	root, err := yamlnode.Parse(file, data, "a catalog file")
 	if err != nil {
@@ -273,6 +274,15 @@ func parseCatalogFile(file string, data []byte) (*probe.Product, []error) {
 	prod.Title = p.need(top, root, "title", "", "")
 
 	docIDs := map[string]bool{}
+	roles := map[string]bool{}
+	if base != nil {
+		for _, d := range base.Documents {
+			docIDs[d.ID] = true
+		}
+		for _, r := range base.Roles {
+			roles[r.Name] = true
+		}
+	}
 	for _, n := range p.list(top, root, "documents") {
 		m := p.fields(n, "document", "", catalogDocumentKeys)
 		if m == nil {
@@ -299,8 +309,11 @@ func parseCatalogFile(file string, data []byte) (*probe.Product, []error) {
 		prod.Document = append(prod.Document, d.File)
 	}
 
-	roles := map[string]bool{}
-	for _, n := range p.list(top, root, "roles") {
+	var roleNodes []*yaml.Node
+	if base == nil || top["roles"] != nil {
+		roleNodes = p.list(top, root, "roles") // a file adding to a product may use its roles only
+	}
+	for _, n := range roleNodes {
 		m := p.fields(n, "role", "", catalogRoleKeys)
 		if m == nil {
 			continue

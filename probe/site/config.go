@@ -76,9 +76,12 @@ type Config struct {
 	// MaxTargets is the most targets the config may plan (0 = the
 	// default); Plan refuses a config that would plan more.
 	MaxTargets int
-	Defaults   Defaults
-	Scheduler  SchedulerConfig
-	Products   []*ProductConfig
+	// Catalogs are the site's own catalog files (paths relative to the
+	// config file), merged into the built-in catalog by product name.
+	Catalogs  []string
+	Defaults  Defaults
+	Scheduler SchedulerConfig
+	Products  []*ProductConfig
 
 	keys keyPos
 }

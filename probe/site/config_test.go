@@ -96,7 +96,7 @@ var wantBad = map[string][]string{
 		"FILE:2: a second YAML document; a config is one document",
 	},
 	"unknown-keys.yml": {
-		"FILE:2: unknown key \"sites\" in the config (known: defaults, ip_family, labels, max_targets, products, scheduler, self_addresses, site, source_address)",
+		"FILE:2: unknown key \"sites\" in the config (known: catalogs, defaults, ip_family, labels, max_targets, products, scheduler, self_addresses, site, source_address)",
 		"FILE:4: scheduler: unknown key \"max_inflight\" in scheduler (known: failing_interval, failures_before_down, jitter, max_in_flight, max_in_flight_per_host)",
 		"FILE:11: product demo: role dc: unknown key \"password\" in a role (known: check, hosts, interval, options, ports, ranges, responder, timeout)",
 		"FILE:13: product demo: role dc: options.ldap must be a mapping of ldap check options",

@@ -1,15 +1,18 @@
 package site
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/catalog"
 	"github.com/flowprobe/flowprobe/probe/internal/yamlnode"
 	"go.yaml.in/yaml/v3"
 )
@@ -68,6 +71,12 @@ func CheckConfig(products []*probe.Product, filename string, data []byte, b Bind
 	for _, f := range prepare {
 		f(cfg)
 	}
+	if len(cfg.Catalogs) > 0 {
+		var err error
+		if products, err = siteCatalogs(products, filename, cfg.Catalogs); err != nil {
+			errs = append(errs, unjoin(err)...)
+		}
+	}
 	res, err := PlanProducts(products, cfg, b)
 	if err != nil {
 		seen := map[string]bool{}
@@ -85,6 +94,24 @@ func CheckConfig(products []*probe.Product, filename string, data []byte, b Bind
 		return nil, nil, joinSorted(errs)
 	}
 	return cfg, res, nil
+}
+
+// siteCatalogs loads the catalog files a config names (relative to the
+// config's directory) and merges them into products.
+func siteCatalogs(products []*probe.Product, filename string, files []string) ([]*probe.Product, error) {
+	paths := make([]string, len(files))
+	for i, f := range files {
+		paths[i] = f
+		if !filepath.IsAbs(f) {
+			paths[i] = filepath.Join(filepath.Dir(filename), f)
+		}
+	}
+	extra, loadErr := catalog.LoadFiles(paths, products)
+	merged, err := catalog.Merge(products, extra)
+	if err != nil {
+		return products, errors.Join(loadErr, err)
+	}
+	return merged, loadErr
 }
 
 // unjoin returns the errors an errors.Join-style error holds, or err.
@@ -290,6 +317,7 @@ func (p *parser) config(n *yaml.Node, c *Config) {
 		"source_address": func(v *yaml.Node) { p.str(v, nil, "source_address", &c.SourceAddress) },
 		"ip_family":      func(v *yaml.Node) { p.str(v, nil, "ip_family", &c.IPFamily) },
 		"max_targets":    func(v *yaml.Node) { p.integer(v, nil, "max_targets", &c.MaxTargets) },
+		"catalogs":       func(v *yaml.Node) { p.strList(v, nil, "catalogs", &c.Catalogs) },
 		"defaults": func(v *yaml.Node) {
 			ctx := []string{"defaults"}
 			keys := keyPos{}
