@@ -18,7 +18,6 @@ const (
 	bareUDPOnly    = "the protocol is UDP; the table also prints TCP, kept as printed"
 	bareKerberos   = "Kerberos and kpasswd over TCP have no check kind"
 	bareSLP        = "SLP over TCP has no check kind (SLP discovery is UDP)"
-	bareTrapTCP    = "SNMP traps are sent, not answered: a receiver says nothing to prove"
 	bareNotChecked = "the port is dynamic or a range: the flow is not turned into targets"
 )
 
@@ -54,7 +53,6 @@ var bareTCPFlows = map[string]string{
 	"lenovo-xclarity-administrator/thinksystem-remote-kvm":         bareVendor,
 	"lenovo-xclarity-administrator/thinksystem-firmware-update":    bareVendor,
 	"lenovo-xclarity-administrator/systemx-slp-tcp":                bareSLP,
-	"lenovo-xclarity-administrator/systemx-ipmi":                   bareUDPOnly,
 	"lenovo-xclarity-administrator/systemx-remote-control":         bareVendor,
 	"lenovo-xclarity-administrator/systemx-remote-kvm":             bareVendor,
 	"lenovo-xclarity-administrator/systemx-firmware-update":        bareVendor,
@@ -66,8 +64,6 @@ var bareTCPFlows = map[string]string{
 	"lenovo-xclarity-administrator/systemx-firmware-update-in":     bareVendor,
 	"lenovo-xclarity-administrator/flex-firmware-update-in":        bareVendor,
 	"lenovo-xclarity-administrator/rack-slp-tcp":                   bareSLP,
-	"lenovo-xclarity-administrator/rack-snmp-trap-in":              bareTrapTCP,
-	"lenovo-xclarity-administrator/flexsw-snmp-trap-in":            bareTrapTCP,
 	"lenovo-xclarity-administrator/storage-slp-tcp":                bareSLP,
 
 	"sios-lifekeeper/comm-path":        bareVendor,

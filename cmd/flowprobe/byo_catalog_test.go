@@ -11,9 +11,9 @@ import (
 	"testing"
 )
 
-// freePort returns a port of addr that was free a moment ago: bound by the
+// freeNetPort returns a port of addr that was free a moment ago: bound by the
 // test on port 0, then released for the responder to take.
-func freePort(t *testing.T, network, addr string) int {
+func freeNetPort(t *testing.T, network, addr string) int {
 	t.Helper()
 	if network == "udp" {
 		c, err := net.ListenPacket("udp", addr+":0")
@@ -36,7 +36,7 @@ func freePort(t *testing.T, network, addr string) int {
 // loopback.
 func TestImportedProductEndToEnd(t *testing.T) {
 	dir := t.TempDir()
-	tcpPort, udpPort := freePort(t, "tcp", loopDest), freePort(t, "udp", loopDest)
+	tcpPort, udpPort := freeNetPort(t, "tcp", loopDest), freeNetPort(t, "udp", loopDest)
 	csvFile := filepath.Join(dir, "acme-backup.csv")
 	writeFile(t, csvFile, fmt.Sprintf(`protocol,port,source,destination,purpose
 TCP,%d,Backup Agent,Backup Server,Agent registration
