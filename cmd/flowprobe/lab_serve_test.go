@@ -1019,7 +1019,10 @@ func statusPageDOM(t *testing.T, dom string) (title string, rows map[string]stat
 		}
 		switch n.Data {
 		case "title":
-			title = text(n)
+			// The document's own title, not the <title> of an SVG edge.
+			if n.Parent != nil && n.Parent.Data == "head" {
+				title = text(n)
+			}
 		case "div":
 			switch attr(n, "class") {
 			case "site":
