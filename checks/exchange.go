@@ -131,7 +131,7 @@ func readLength4(rd io.Reader) ([]byte, error) {
 
 // wrapLength4 frames req with its 4-byte big-endian length.
 func wrapLength4(req []byte) []byte {
-	return binary.BigEndian.AppendUint32(nil, uint32(len(req))) //nolint:gosec // requests are small
+	return append(binary.BigEndian.AppendUint32(nil, uint32(len(req))), req...) //nolint:gosec // requests are small
 }
 
 // errShort is a reply that ends inside a field.

@@ -130,7 +130,7 @@ func TestReadLength4Bounds(t *testing.T) {
 	if _, err := readLength4(bytes.NewReader(big)); !errors.Is(err, errTooLarge) || Classify(err) != probe.OutcomeProtocolError {
 		t.Errorf("huge length: %v", err)
 	}
-	ok := append(wrapLength4([]byte("abc")), "abc"...)
+	ok := wrapLength4([]byte("abc"))
 	if b, err := readLength4(bytes.NewReader(ok)); err != nil || string(b) != "abc" {
 		t.Errorf("framed reply: %q %v", b, err)
 	}
