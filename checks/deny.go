@@ -11,7 +11,8 @@ package checks
 //     RFC 3414 §4): every agent answers it with a Report without any
 //     credentials, so an open path is seen even when the community or the
 //     user is secret.
-//   - dns, ntp, udp and icmp carry no credentials and run as configured.
+//   - dns, ntp, udp, icmp and the request/reply kinds over UDP (exchange.go)
+//     carry no credentials and run as configured.
 
 import (
 	"context"
@@ -63,7 +64,7 @@ func checkConnectOnly(ctx context.Context, t probe.Target) probe.Result {
 }
 
 // denyDefaultPorts are the ports the TCP kinds use when a target has none.
-var denyDefaultPorts = map[string]int{"iscsi": iscsiDefaultPort, "dns": 53}
+var denyDefaultPorts = map[string]int{"iscsi": iscsiDefaultPort, "dns": 53, "slp": 427, "kerberos": 88, "kpasswd": 464, "rpc": 111}
 
 // checkSNMPDiscovery sends an SNMPv3 engine discovery without credentials.
 // Any answer, even a Report refusing the empty user, proves the path open.

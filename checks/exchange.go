@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"syscall"
 	"time"
 
 	"github.com/flowprobe/flowprobe/probe"
@@ -50,9 +49,10 @@ type streamFraming struct {
 // exchange sends req to port of the target (t.Port when 0) over network
 // and returns the reply. Over UDP the socket is connected, so an ICMP port
 // unreachable is refused, and silence is no_response (the port is open or
-// filtered); the reply is one datagram. Over TCP, fr frames the request
-// and reads the reply; a peer that hangs up before it answered is a
-// protocol_error, a silent one times out.
+// filtered); the reply is one datagram, and once it came the transport is
+// connected. Over TCP, fr frames the request and reads the reply; a peer
+// that hangs up before it answered is a protocol_error, a silent one a
+// service_timeout.
 func exchange(ctx context.Context, t *probe.Target, network string, port int, req []byte, fr streamFraming, r *probe.Result) ([]byte, error) {
 	conn, done, err := connect(ctx, t, network, port, r)
 	if err != nil {
@@ -75,6 +75,7 @@ func exchange(ctx context.Context, t *probe.Target, network string, port int, re
 			}
 			return nil, fmt.Errorf("read the reply: %w", err)
 		}
+		answered(r)
 		return buf[:n], nil
 	}
 	if _, err := conn.Write(fr.wrap(req)); err != nil {
@@ -82,7 +83,7 @@ func exchange(ctx context.Context, t *probe.Target, network string, port int, re
 	}
 	reply, err := fr.read(conn)
 	if err != nil {
-		if isEOF(err) || errors.Is(err, syscall.ECONNRESET) {
+		if isEOF(err) {
 			r.SetDetail(probe.DetailReason, "the server closed the connection")
 			return nil, Fail(probe.OutcomeProtocolError, "read the reply: the server closed the connection: %w", err)
 		}

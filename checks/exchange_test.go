@@ -87,7 +87,8 @@ func framedTCPPeer(t testing.TB, read func(io.Reader) ([]byte, error), reply fun
 	})
 }
 
-// hangUpServe reads a little and hangs up without answering.
+// hangUpServe reads a little and hangs up without answering; the unread
+// rest of the request makes the close a reset.
 func hangUpServe(c net.Conn) {
 	var b [16]byte
 	_, _ = c.Read(b[:])
@@ -127,7 +128,7 @@ func TestWireNeverReadsPastTheEnd(t *testing.T) {
 
 func TestReadLength4Bounds(t *testing.T) {
 	big := []byte{0x7f, 0xff, 0xff, 0xff}
-	if _, err := readLength4(bytes.NewReader(big)); !errors.Is(err, errTooLarge) || Classify(err) != probe.OutcomeProtocolError {
+	if _, err := readLength4(bytes.NewReader(big)); !errors.Is(err, errTooLarge) || Classify(err, true) != probe.OutcomeProtocolError {
 		t.Errorf("huge length: %v", err)
 	}
 	ok := wrapLength4([]byte("abc"))

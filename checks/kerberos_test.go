@@ -98,8 +98,8 @@ func TestKerberosCheck(t *testing.T) {
 		{name: "huge reply", port: huge, want: probe.OutcomeProtocolError, reason: "not a Kerberos message"},
 		{name: "wrong pvno", port: badPVNO, want: probe.OutcomeProtocolError, reason: "KRB-ERROR with pvno 4"},
 		{name: "echoed request", port: echo, want: probe.OutcomeProtocolError, reason: "not a KRB-ERROR or AS-REP"},
-		{name: "tcp hang-up", port: tcpHangUp, proto: probe.TCP, raw: tcp, want: probe.OutcomeProtocolError, reason: "closed the connection"},
-		{name: "tcp silence", port: tcpSilent, proto: probe.TCP, raw: tcp, timeout: shortWait, want: probe.OutcomeTimeout},
+		{name: "tcp hang-up", port: tcpHangUp, proto: probe.TCP, raw: tcp, want: probe.OutcomeProtocolError, reason: "reset after connect"},
+		{name: "tcp silence", port: tcpSilent, proto: probe.TCP, raw: tcp, timeout: shortWait, want: probe.OutcomeServiceTimeout},
 		{name: "tcp closed port", port: loopbackClosedTCPPort(t), proto: probe.TCP, raw: tcp, want: probe.OutcomeRefused},
 	})
 	for _, raw := range []map[string]any{{"principal": "a@B"}, {"realm": "A B"}, {"transport": "quic"}} {

@@ -56,7 +56,7 @@ func TestKpasswdCheck(t *testing.T) {
 		{name: "huge reply", port: huge, want: probe.OutcomeProtocolError, reason: "not a kpasswd reply"},
 		{name: "unknown version", port: badVersion, want: probe.OutcomeProtocolError, reason: "kpasswd version 0x0007"},
 		{name: "AS-REP inside", port: asRep, want: probe.OutcomeProtocolError, reason: "carries an AS-REP"},
-		{name: "tcp hang-up", port: tcpHangUp, proto: probe.TCP, raw: tcp, want: probe.OutcomeProtocolError, reason: "closed the connection"},
+		{name: "tcp hang-up", port: tcpHangUp, proto: probe.TCP, raw: tcp, want: probe.OutcomeProtocolError, reason: "reset after connect"},
 	})
 }
 

@@ -75,7 +75,7 @@ func TestRPCCheck(t *testing.T) {
 		{name: "huge reply", port: huge, want: probe.OutcomeProtocolError, reason: "does not match the call's"},
 		{name: "echoed call", port: echo, want: probe.OutcomeProtocolError, reason: "RPC message type 0 is not a reply"},
 		{name: "tcp reply too large", port: tcpHuge, proto: probe.TCP, raw: map[string]any{"transport": "tcp"}, want: probe.OutcomeProtocolError, reason: "announces more than"},
-		{name: "tcp hang-up", port: tcpHangUp, proto: probe.TCP, raw: map[string]any{"transport": "tcp"}, want: probe.OutcomeProtocolError, reason: "closed the connection"},
+		{name: "tcp hang-up", port: tcpHangUp, proto: probe.TCP, raw: map[string]any{"transport": "tcp"}, want: probe.OutcomeProtocolError, reason: "reset after connect"},
 	})
 	if _, err := Decode("rpc", map[string]any{"program": 0}); err == nil {
 		t.Error("program 0 decoded")

@@ -59,6 +59,7 @@ func TestSLPCheck(t *testing.T) {
 	echo := loopbackUDPPeer(t, func(req []byte) []byte { return req })
 	tcpAgent := framedTCPPeer(t, slpFraming.read, slpAgent)
 	tcpHangUp := loopbackTCPPeer(t, hangUpServe)
+	tcpClose := framedTCPPeer(t, slpFraming.read, func([]byte) []byte { return nil })
 	tcpSilent := loopbackTCPPeer(t, silentServe)
 	tcpHuge := loopbackTCPPeer(t, func(c net.Conn) {
 		_, _ = io.ReadFull(c, make([]byte, 5))
@@ -81,8 +82,9 @@ func TestSLPCheck(t *testing.T) {
 		{name: "huge reply", port: huge, want: probe.OutcomeProtocolError, reason: "not an SLPv2 message"},
 		{name: "another transaction", port: otherXID, want: probe.OutcomeProtocolError, reason: "does not match the request's"},
 		{name: "echoed request", port: echo, want: probe.OutcomeProtocolError, reason: "SLP function 1 is not a reply"},
-		{name: "tcp hang-up", port: tcpHangUp, proto: probe.TCP, raw: tcp, want: probe.OutcomeProtocolError, reason: "closed the connection"},
-		{name: "tcp silence", port: tcpSilent, proto: probe.TCP, raw: tcp, timeout: shortWait, want: probe.OutcomeTimeout},
+		{name: "tcp hang-up", port: tcpHangUp, proto: probe.TCP, raw: tcp, want: probe.OutcomeProtocolError, reason: "reset after connect"},
+		{name: "tcp close after the request", port: tcpClose, proto: probe.TCP, raw: tcp, want: probe.OutcomeProtocolError, reason: "the server closed the connection"},
+		{name: "tcp silence", port: tcpSilent, proto: probe.TCP, raw: tcp, timeout: shortWait, want: probe.OutcomeServiceTimeout},
 		{name: "tcp reply too large", port: tcpHuge, proto: probe.TCP, raw: tcp, want: probe.OutcomeProtocolError, reason: "announces more than"},
 		{name: "tcp closed port", port: loopbackClosedTCPPort(t), proto: probe.TCP, raw: tcp, want: probe.OutcomeRefused},
 	})
