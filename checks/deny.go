@@ -32,7 +32,7 @@ func denyKind(t probe.Target, k Kind) Kind {
 		return k
 	}
 	switch {
-	case k.Transport == probe.TCP || t.Protocol == probe.TCP || dnsOverTCP(t):
+	case k.Transport == probe.TCP || t.Protocol == probe.TCP || overTCP(t):
 		k.Checker = probe.CheckerFunc(checkConnectOnly)
 	case t.Check == "snmp":
 		k.Checker = probe.CheckerFunc(checkSNMPDiscovery)
@@ -40,10 +40,11 @@ func denyKind(t probe.Target, k Kind) Kind {
 	return k
 }
 
-// dnsOverTCP reports a dns check configured for TCP.
-func dnsOverTCP(t probe.Target) bool {
-	o, ok := t.Options.(*DNSOptions)
-	return ok && t.Check == "dns" && o.Transport == "tcp"
+// overTCP reports a kind that speaks UDP or TCP (dns, slp, kerberos...)
+// configured for TCP.
+func overTCP(t probe.Target) bool {
+	o, ok := t.Options.(interface{ transport() string })
+	return ok && o.transport() == "tcp"
 }
 
 // checkConnectOnly connects to the target's port (the kind's default port
