@@ -1,6 +1,7 @@
 package checks
 
 import (
+	"cmp"
 	"fmt"
 	"sync"
 
@@ -15,21 +16,26 @@ type hintBinding struct {
 	options map[string]any
 }
 
-// hints maps application hints (Flow.App) to check kinds, collected from
-// the Hints of the registered kinds. A hint not listed, or listed for
-// another transport, is checked with the plain tcp or udp check of the
-// flow's protocol. dns is left to tcp/udp: a dns check needs a name to ask;
-// a site that gives dns options for the role gets the dns check (see
-// site.Plan).
-var hints = sync.OnceValue(func() map[string]hintBinding {
-	m := map[string]hintBinding{}
+// hintKey is an application hint over one transport.
+type hintKey struct {
+	app   string
+	proto probe.Protocol
+}
+
+// hints maps application hints (Flow.App) over a transport to check kinds,
+// collected from the Hints of the registered kinds. A hint not listed, or
+// listed for another transport, is checked with the plain tcp or udp check
+// of the flow's protocol.
+var hints = sync.OnceValue(func() map[hintKey]hintBinding {
+	m := map[hintKey]hintBinding{}
 	for _, name := range Names() {
 		k := registry[name]
 		for _, h := range k.Hints {
-			if prev, dup := m[h.App]; dup {
-				panic(fmt.Sprintf("checks: hint %q selects both %s and %s", h.App, prev.kind, name))
+			key := hintKey{h.App, cmp.Or(h.Transport, k.Transport)}
+			if prev, dup := m[key]; dup {
+				panic(fmt.Sprintf("checks: hint %q over %s selects both %s and %s", h.App, key.proto, prev.kind, name))
 			}
-			m[h.App] = hintBinding{kind: name, proto: k.Transport, options: h.Options}
+			m[key] = hintBinding{kind: name, proto: key.proto, options: h.Options}
 		}
 	}
 	return m
@@ -45,7 +51,7 @@ func (Binder) KindFor(app string, proto probe.Protocol) (string, map[string]any)
 	if proto == probe.ICMP {
 		return "icmp", nil
 	}
-	if h, ok := hints()[app]; ok && h.proto == proto {
+	if h, ok := hints()[hintKey{app, proto}]; ok {
 		var opts map[string]any
 		if h.options != nil {
 			opts = make(map[string]any, len(h.options))

@@ -34,9 +34,12 @@ func TestBinderKindFor(t *testing.T) {
 		{"vnc", probe.TCP, "vnc", nil},
 		// The catalog prints its smtp flow as UDP.
 		{"smtp", probe.UDP, "udp", nil},
-		{"dns", probe.UDP, "udp", nil},
-		{"dns", probe.TCP, "tcp", nil},
 		{"rmi", probe.TCP, "rmi", nil},
+		{"dns", probe.UDP, "dns", nil},
+		{"dns", probe.TCP, "dns", nil},
+		{"slp", probe.TCP, "slp", nil},
+		{"kerberos", probe.UDP, "kerberos", nil},
+		{"nfs", probe.TCP, "rpc", nil},
 		{"", probe.UDP, "udp", nil},
 		{"icmp-echo", probe.ICMP, "icmp", nil},
 		{"", probe.ICMP, "icmp", nil},
@@ -65,17 +68,26 @@ func TestBinderKindFor(t *testing.T) {
 func TestBinderKindsExist(t *testing.T) {
 	var b Binder
 	names := Names()
-	for app, h := range hints() {
+	for key, h := range hints() {
+		app := key.app
 		if !slices.Contains(names, h.kind) {
 			t.Errorf("hint %s maps to unknown check kind %q", app, h.kind)
 		}
-		k, _ := Lookup(h.kind)
-		if k.Transport != h.proto {
-			t.Errorf("hint %s: kind %s speaks %s, binding says %s", app, h.kind, k.Transport, h.proto)
-		}
 		kind, opts := b.KindFor(app, h.proto)
-		if _, err := b.Decode(kind, opts); err != nil {
-			t.Errorf("hint %s: options %v do not decode: %v", app, opts, err)
+		o, err := b.Decode(kind, opts)
+		if err != nil {
+			t.Errorf("hint %s over %s: options %v do not decode: %v", app, h.proto, opts, err)
+			continue
+		}
+		// A kind bound over a transport other than its own must be told
+		// to use it.
+		k, _ := Lookup(h.kind)
+		if to, ok := o.(interface{ transport() string }); ok {
+			if to.transport() != string(h.proto) {
+				t.Errorf("hint %s over %s: the %s check would use %s", app, h.proto, kind, to.transport())
+			}
+		} else if k.Transport != h.proto {
+			t.Errorf("hint %s: kind %s speaks %s, binding says %s", app, h.kind, k.Transport, h.proto)
 		}
 	}
 	for _, p := range []probe.Protocol{probe.TCP, probe.UDP, probe.ICMP} {

@@ -13,11 +13,7 @@ import (
 const (
 	bareNoApp      = "the document names no application protocol for the port"
 	bareVendor     = "a vendor's own protocol with no public specification"
-	bareDNS        = "a DNS query needs a name to ask: the dns check applies when the site gives dns options"
-	bareRPC        = "ONC RPC (NFS, rpcbind) over TCP has no check kind"
 	bareUDPOnly    = "the protocol is UDP; the table also prints TCP, kept as printed"
-	bareKerberos   = "Kerberos and kpasswd over TCP have no check kind"
-	bareSLP        = "SLP over TCP has no check kind (SLP discovery is UDP)"
 	bareNotChecked = "the port is dynamic or a range: the flow is not turned into targets"
 )
 
@@ -31,58 +27,41 @@ var bareTCPFlows = map[string]string{
 	"citrix-app-layering/internal-admin-log-download": bareNoApp,
 	"citrix-app-layering/prism-disk-upload":           bareNoApp,
 	"citrix-app-layering/key-log-download":            bareNoApp,
-	"citrix-app-layering/key-ad-dns-tcp":              bareDNS,
-	"citrix-app-layering/key-nfs":                     bareRPC,
 	"citrix-app-layering/agent-commands":              bareNoApp,
 	"citrix-app-layering/agent-key-log-export":        bareNoApp,
 	"citrix-app-layering/connector-provisioning":      bareNoApp,
 	"citrix-app-layering/connector-hyperv":            bareNoApp,
 	"citrix-app-layering/connector-nutanix-2222":      bareNoApp,
 
-	"lenovo-xclarity-administrator/dns-tcp":                        bareDNS,
 	"lenovo-xclarity-administrator/auth-saml":                      bareNoApp,
 	"lenovo-xclarity-administrator/push-apple":                     bareNoApp,
 	"lenovo-xclarity-administrator/push-google":                    bareNoApp,
 	"lenovo-xclarity-administrator/warranty-china":                 bareNoApp,
-	"lenovo-xclarity-administrator/cmm-slp-tcp":                    bareSLP,
 	"lenovo-xclarity-administrator/cmm-tcp-command":                bareVendor,
 	"lenovo-xclarity-administrator/cmm-secure-tcp-command":         bareVendor,
 	"lenovo-xclarity-administrator/thinksystem-sftp":               bareNoApp,
-	"lenovo-xclarity-administrator/thinksystem-slp-tcp":            bareSLP,
 	"lenovo-xclarity-administrator/thinksystem-remote-control":     bareVendor,
 	"lenovo-xclarity-administrator/thinksystem-remote-kvm":         bareVendor,
 	"lenovo-xclarity-administrator/thinksystem-firmware-update":    bareVendor,
-	"lenovo-xclarity-administrator/systemx-slp-tcp":                bareSLP,
 	"lenovo-xclarity-administrator/systemx-remote-control":         bareVendor,
 	"lenovo-xclarity-administrator/systemx-remote-kvm":             bareVendor,
 	"lenovo-xclarity-administrator/systemx-firmware-update":        bareVendor,
-	"lenovo-xclarity-administrator/flex-slp-tcp":                   bareSLP,
 	"lenovo-xclarity-administrator/flex-remote-control":            bareVendor,
 	"lenovo-xclarity-administrator/flex-remote-kvm":                bareVendor,
 	"lenovo-xclarity-administrator/flex-firmware-update":           bareVendor,
 	"lenovo-xclarity-administrator/thinksystem-firmware-update-in": bareVendor,
 	"lenovo-xclarity-administrator/systemx-firmware-update-in":     bareVendor,
 	"lenovo-xclarity-administrator/flex-firmware-update-in":        bareVendor,
-	"lenovo-xclarity-administrator/rack-slp-tcp":                   bareSLP,
-	"lenovo-xclarity-administrator/storage-slp-tcp":                bareSLP,
 
 	"sios-lifekeeper/comm-path":        bareVendor,
 	"sios-lifekeeper/lkwmc-5000":       bareNoApp,
 	"sios-lifekeeper/lkwmc-5110":       bareNoApp,
 	"sios-lifekeeper/data-replication": bareNotChecked,
 
-	"xenserver/license-initial":     bareVendor,
-	"xenserver/license-checkout":    bareVendor,
-	"xenserver/ntp-tcp":             bareUDPOnly,
-	"xenserver/dns-tcp":             bareDNS,
-	"xenserver/nfsv4":               bareRPC,
-	"xenserver/nfsv3-tcp":           bareRPC,
-	"xenserver/nfsv3-rpcbind-tcp":   bareRPC,
-	"xenserver/nfsv3-dynamic-tcp":   bareNotChecked,
-	"xenserver/clustering-tcp":      bareVendor,
-	"xenserver/ad-int-dns-tcp":      bareDNS,
-	"xenserver/ad-int-kerberos-tcp": bareKerberos,
-	"xenserver/ad-int-kpasswd-tcp":  bareKerberos,
+	"xenserver/license-initial":  bareVendor,
+	"xenserver/license-checkout": bareVendor,
+	"xenserver/ntp-tcp":          bareUDPOnly,
+	"xenserver/clustering-tcp":   bareVendor,
 }
 
 // Every TCP catalog flow that a bare connect proves is listed with its

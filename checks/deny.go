@@ -11,7 +11,8 @@ package checks
 //     RFC 3414 §4): every agent answers it with a Report without any
 //     credentials, so an open path is seen even when the community or the
 //     user is secret.
-//   - dns, ntp, udp and icmp carry no credentials and run as configured.
+//   - dns, ntp, udp, icmp and the request/reply kinds over UDP (exchange.go)
+//     carry no credentials and run as configured.
 
 import (
 	"context"
@@ -31,7 +32,7 @@ func denyKind(t probe.Target, k Kind) Kind {
 		return k
 	}
 	switch {
-	case k.Transport == probe.TCP || t.Protocol == probe.TCP || dnsOverTCP(t):
+	case k.Transport == probe.TCP || t.Protocol == probe.TCP || overTCP(t):
 		k.Checker = probe.CheckerFunc(checkConnectOnly)
 	case t.Check == "snmp":
 		k.Checker = probe.CheckerFunc(checkSNMPDiscovery)
@@ -39,10 +40,11 @@ func denyKind(t probe.Target, k Kind) Kind {
 	return k
 }
 
-// dnsOverTCP reports a dns check configured for TCP.
-func dnsOverTCP(t probe.Target) bool {
-	o, ok := t.Options.(*DNSOptions)
-	return ok && t.Check == "dns" && o.Transport == "tcp"
+// overTCP reports a kind that speaks UDP or TCP (dns, slp, kerberos...)
+// configured for TCP.
+func overTCP(t probe.Target) bool {
+	o, ok := t.Options.(interface{ transport() string })
+	return ok && o.transport() == "tcp"
 }
 
 // checkConnectOnly connects to the target's port (the kind's default port
@@ -63,7 +65,7 @@ func checkConnectOnly(ctx context.Context, t probe.Target) probe.Result {
 }
 
 // denyDefaultPorts are the ports the TCP kinds use when a target has none.
-var denyDefaultPorts = map[string]int{"iscsi": iscsiDefaultPort, "dns": 53}
+var denyDefaultPorts = map[string]int{"iscsi": iscsiDefaultPort, "dns": 53, "slp": 427, "kerberos": 88, "kpasswd": 464, "rpc": 111}
 
 // checkSNMPDiscovery sends an SNMPv3 engine discovery without credentials.
 // Any answer, even a Report refusing the empty user, proves the path open.

@@ -16,8 +16,9 @@ import (
 	"github.com/flowprobe/flowprobe/probe"
 )
 
-// A catalog dns flow stays a tcp/udp check: a dns check needs a name to
-// ask, which a site gives in the role's dns options (see site.Plan).
+// A catalog dns flow asks the root SOA (". SOA") unless the site names
+// what to ask: any resolver answers it, so it proves the path and the
+// service without knowing the site's zones.
 var dnsKind = register(Spec[DNSOptions]{
 	Name:      "dns",
 	Transport: probe.UDP,
@@ -26,6 +27,10 @@ var dnsKind = register(Spec[DNSOptions]{
 	Values: []Value{
 		{ValueDNSAnswers, "Number of records in the DNS answer section."},
 		{ValueDNSRcode, "DNS response code of the answer."},
+	},
+	Hints: []Hint{
+		{App: "dns"},
+		{App: "dns", Transport: probe.TCP, Options: map[string]any{"transport": "tcp"}},
 	},
 	Run: runDNS,
 
@@ -42,9 +47,11 @@ const (
 // (port 53 unless the target names another); the options say what to ask it
 // and what the answer must look like.
 type DNSOptions struct {
-	// Name is the name to look up (required), e.g. "_ldap._tcp.example.org".
+	// Name is the name to look up, e.g. "_ldap._tcp.example.org"; empty
+	// asks the root zone (".").
 	Name string `yaml:"name"`
-	// Type is the record type: A, AAAA, SRV, PTR, MX, TXT, NS, SOA, CNAME...
+	// Type is the record type: A, AAAA, SRV, PTR, MX, TXT, NS, SOA,
+	// CNAME...; empty means SOA for the root and A for any other name.
 	Type string `yaml:"type"`
 	// Transport is "udp" (default) or "tcp".
 	Transport string `yaml:"transport"`
@@ -60,10 +67,13 @@ type DNSOptions struct {
 	// RecursionDesired sets the RD bit of the query (default true).
 	RecursionDesired bool `yaml:"recursion_desired"`
 
+	name    string
 	qtype   uint16
 	rcode   int
 	answers []answerMatcher
 }
+
+func (o *DNSOptions) transport() string { return o.Transport }
 
 // dnsUDPSize is the EDNS0 buffer size the dns check advertises over UDP:
 // the size the DNS flag day 2020 settled on, large enough for the SRV
@@ -75,19 +85,25 @@ const dnsUDPSize = 1232
 const dnsDetailAnswers = 8
 
 func newDNSOptions() *DNSOptions {
-	return &DNSOptions{Type: "A", Transport: "udp", Rcode: "NOERROR", RecursionDesired: true}
+	return &DNSOptions{Transport: "udp", Rcode: "NOERROR", RecursionDesired: true}
 }
 
 // Validate checks the options and prepares the query type, rcode and answer
 // matchers.
 func (o *DNSOptions) Validate() error {
 	var errs []error
-	if strings.TrimSpace(o.Name) == "" {
-		errs = append(errs, errors.New("name is required"))
-	} else if _, ok := dns.IsDomainName(o.Name); !ok {
+	o.name = dns.Fqdn(cmp.Or(strings.TrimSpace(o.Name), "."))
+	if _, ok := dns.IsDomainName(o.name); !ok {
 		errs = append(errs, fmt.Errorf("name %q is not a domain name", o.Name))
 	}
-	qt, ok := dns.StringToType[strings.ToUpper(o.Type)]
+	typ := o.Type
+	if typ == "" {
+		typ = "A"
+		if o.name == "." {
+			typ = "SOA"
+		}
+	}
+	qt, ok := dns.StringToType[strings.ToUpper(typ)]
 	if !ok || qt == dns.TypeNone {
 		errs = append(errs, fmt.Errorf("type %q is not a DNS record type", o.Type))
 	}
@@ -178,7 +194,7 @@ func runDNS(ctx context.Context, t probe.Target, o *DNSOptions, r *probe.Result)
 	defer done()
 
 	q := new(dns.Msg)
-	q.SetQuestion(dns.Fqdn(o.Name), o.qtype)
+	q.SetQuestion(o.name, o.qtype)
 	q.RecursionDesired = o.RecursionDesired
 	co := &dns.Conn{Conn: conn}
 	if o.Transport == "udp" {

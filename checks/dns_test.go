@@ -28,6 +28,8 @@ func zoneHandler(w dns.ResponseWriter, q *dns.Msg) {
 		return r
 	}
 	switch {
+	case name == "." && q.Question[0].Qtype == dns.TypeSOA:
+		m.Answer = append(m.Answer, rr(". 60 IN SOA a.root-servers.net. nstld.verisign-grs.com. 2024010100 1800 900 604800 86400"))
 	case name == "lab.example.org." && q.Question[0].Qtype == dns.TypeA:
 		m.Answer = append(m.Answer, rr("lab.example.org. 60 IN A 192.0.2.10"))
 	case name == "lab.example.org." && q.Question[0].Qtype == dns.TypeAAAA:
@@ -106,6 +108,8 @@ func TestDNSAnswers(t *testing.T) {
 		rcode   string
 		reason  string
 	}{
+		{"root SOA by default", nil, probe.OutcomeOK, 1, "NOERROR", ""},
+		{"root SOA over tcp (the catalog's tcp binding)", map[string]any{"transport": "tcp"}, probe.OutcomeOK, 1, "NOERROR", ""},
 		{"A", map[string]any{"name": "lab.example.org"}, probe.OutcomeOK, 1, "NOERROR", ""},
 		{"A over tcp", map[string]any{"name": "lab.example.org", "transport": "tcp"}, probe.OutcomeOK, 1, "NOERROR", ""},
 		{"AAAA with expected value", map[string]any{"name": "lab.example.org", "type": "AAAA", "answers": []any{"2001:db8::10"}}, probe.OutcomeOK, 1, "NOERROR", ""},
@@ -169,7 +173,6 @@ func TestDNSOptions(t *testing.T) {
 		raw  map[string]any
 		want string
 	}{
-		{map[string]any{}, "name is required"},
 		{map[string]any{"name": "example.org", "type": "BOGUS"}, `type "BOGUS" is not a DNS record type`},
 		{map[string]any{"name": "example.org", "rcode": "OOPS"}, `rcode "OOPS" is not a DNS response code`},
 		{map[string]any{"name": "example.org", "transport": "quic"}, `transport "quic": want udp or tcp`},
@@ -188,8 +191,15 @@ func TestDNSOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := o.(*DNSOptions)
-	if d.Type != "A" || d.Transport != "udp" || d.Rcode != "NOERROR" || !d.RecursionDesired || d.minAnswers() != 1 {
+	if d.qtype != dns.TypeA || d.Transport != "udp" || d.Rcode != "NOERROR" || !d.RecursionDesired || d.minAnswers() != 1 {
 		t.Errorf("defaults = %+v, min answers %d", d, d.minAnswers())
+	}
+	o, err = Decode("dns", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := o.(*DNSOptions); d.name != "." || d.qtype != dns.TypeSOA {
+		t.Errorf("default query %q %d, want the root SOA", d.name, d.qtype)
 	}
 	o, err = Decode("dns", map[string]any{"name": "missing.example.org", "rcode": "NXDOMAIN"})
 	if err != nil {

@@ -44,11 +44,14 @@ type Value struct {
 }
 
 // Hint binds a catalog flow's application hint (Flow.App) to a kind: a
-// flow with hint App over the kind's transport is checked with the kind
-// and the Options the hint implies (nil for none).
+// flow with hint App over Transport (the kind's own transport when empty)
+// is checked with the kind and the Options the hint implies (nil for
+// none). A kind that speaks both tcp and udp through an option declares
+// one hint per transport, the other one setting that option.
 type Hint struct {
-	App     string
-	Options map[string]any
+	App       string
+	Transport probe.Protocol
+	Options   map[string]any
 }
 
 // Spec declares a check kind whose options are of type O. Each kind's file

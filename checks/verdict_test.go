@@ -71,6 +71,22 @@ var verdictKinds = []verdictKind{
 	{"rdp", nil},
 	{"vnc", nil},
 	{"rmi", nil},
+	{"slp", map[string]any{"transport": "tcp"}},
+	{"kerberos", map[string]any{"transport": "tcp"}},
+	{"kpasswd", map[string]any{"transport": "tcp"}},
+	{"rpc", map[string]any{"transport": "tcp"}},
+}
+
+// The request/reply kinds that also speak TCP: silent and trickling peers
+// leave their framed reply unfinished; a reset is a reset; the garbage
+// announces a reply longer than they read.
+func init() {
+	for _, kind := range []string{"slp", "kerberos", "kpasswd", "rpc"} {
+		verdictWant["silent"][kind] = probe.OutcomeServiceTimeout
+		verdictWant["trickle"][kind] = probe.OutcomeServiceTimeout
+		verdictWant["reset"][kind] = probe.OutcomeProtocolError
+		verdictWant["garbage"][kind] = probe.OutcomeProtocolError
+	}
 }
 
 // verdictWant is the outcome of each kind against each peer, expect

@@ -50,7 +50,8 @@ type hintRule struct {
 
 // appAwareKinds speak an application protocol: reaching a flowprobe
 // responder with one of them proves the path but not the service.
-var appAwareKinds = []string{"tls", "http", "ldap", "ssh", "iscsi", "dns", "ntp", "snmp", "banner", "smb", "rdp", "vnc", "rmi"}
+var appAwareKinds = []string{"tls", "http", "ldap", "ssh", "iscsi", "dns", "ntp", "snmp", "banner", "smb", "rdp", "vnc", "rmi",
+	"slp", "ssdp", "cldap", "kerberos", "kpasswd", "netbios-ns", "rpc", "ipmi"}
 
 // hints is the one table of remedies, by outcome, phase, kind and cause.
 // The first matching row wins, so specific rows come before general ones;
