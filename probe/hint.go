@@ -48,10 +48,12 @@ type hintRule struct {
 	text      string
 }
 
-// appAwareKinds speak an application protocol: reaching a flowprobe
-// responder with one of them proves the path but not the service.
-var appAwareKinds = []string{"tls", "http", "ldap", "ssh", "iscsi", "dns", "ntp", "snmp", "banner", "smb", "rdp", "vnc", "rmi",
-	"slp", "ssdp", "cldap", "kerberos", "kpasswd", "netbios-ns", "rpc", "ipmi"}
+// appAware reports whether t's check speaks an application protocol, so
+// that reaching a flowprobe responder with it proves the path but not the
+// service. The check kinds that only move packets (a connect, a datagram,
+// an echo) are named after their transport; every other kind is an
+// application's, which keeps this rule free of a list of kinds.
+func appAware(t *Target) bool { return t.Check != string(t.Protocol) }
 
 // hints is the one table of remedies, by outcome, phase, kind and cause.
 // The first matching row wins, so specific rows come before general ones;
@@ -142,14 +144,14 @@ func Hint(t *Target, r *Result) string {
 		return ""
 	}
 	for i := range hints {
-		if h := &hints[i]; h.deny == deny && h.matches(t.Check, r) {
+		if h := &hints[i]; h.deny == deny && h.matches(t, r) {
 			return h.text
 		}
 	}
 	return r.Outcome.Meaning()
 }
 
-func (h *hintRule) matches(kind string, r *Result) bool {
+func (h *hintRule) matches(t *Target, r *Result) bool {
 	if h.deny && (h.passed != r.Success || (h.outcome != OutcomeOK && h.outcome != r.Outcome)) {
 		return false
 	}
@@ -157,8 +159,8 @@ func (h *hintRule) matches(kind string, r *Result) bool {
 	case !h.deny && h.outcome != r.Outcome,
 		h.connected == 1 && !r.Connected,
 		h.connected == -1 && r.Connected,
-		len(h.kinds) > 0 && !slices.Contains(h.kinds, kind),
-		h.appAware && !slices.Contains(appAwareKinds, kind),
+		len(h.kinds) > 0 && !slices.Contains(h.kinds, t.Check),
+		h.appAware && !appAware(t),
 		h.reason != "" && !strings.HasPrefix(r.Details[DetailReason], h.reason),
 		h.detail[0] != "" && r.Details[h.detail[0]] != h.detail[1]:
 		return false

@@ -13,8 +13,16 @@ func TestHintTable(t *testing.T) {
 		}
 		return r
 	}
-	allow := func(kind string) *Target { return &Target{Check: kind} }
-	deny := func(kind string) *Target { return &Target{Check: kind, Expect: ExpectDeny} }
+	// A kind named after a transport only moves packets over it; the
+	// others speak their application over (here) TCP.
+	proto := func(kind string) Protocol {
+		if p := Protocol(kind); p.Valid() {
+			return p
+		}
+		return TCP
+	}
+	allow := func(kind string) *Target { return &Target{Check: kind, Protocol: proto(kind)} }
+	deny := func(kind string) *Target { return &Target{Check: kind, Protocol: proto(kind), Expect: ExpectDeny} }
 	passed := func(r *Result) *Result { r.Success = true; return r }
 	cases := []struct {
 		name string
