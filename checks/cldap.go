@@ -16,12 +16,13 @@ import (
 )
 
 var cldapKind = register(Spec[CLDAPOptions]{
-	Name:      "cldap",
-	Transport: probe.UDP,
-	Summary:   "Connectionless LDAP search of the root DSE (the Active Directory LDAP ping)",
-	Defaults:  newCLDAPOptions,
-	Hints:     []Hint{{App: "cldap"}},
-	Run:       runCLDAP,
+	Name:        "cldap",
+	DefaultPort: 389,
+	Transport:   probe.UDP,
+	Summary:     "Connectionless LDAP search of the root DSE (the Active Directory LDAP ping)",
+	Defaults:    newCLDAPOptions,
+	Hints:       []Hint{{App: "cldap"}},
+	Run:         runCLDAP,
 })
 
 // CLDAPOptions are the options of the cldap check.

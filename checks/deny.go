@@ -53,7 +53,8 @@ func checkConnectOnly(ctx context.Context, t probe.Target) probe.Result {
 	var r probe.Result
 	port := t.Port
 	if port == 0 {
-		port = denyDefaultPorts[t.Check]
+		k, _ := Lookup(t.Check)
+		port = k.DefaultPort
 	}
 	conn, err := dialPort(ctx, &t, "tcp", port, &r)
 	if err != nil {
@@ -64,8 +65,6 @@ func checkConnectOnly(ctx context.Context, t probe.Target) probe.Result {
 	return finish(&r, nil)
 }
 
-// denyDefaultPorts are the ports the TCP kinds use when a target has none.
-var denyDefaultPorts = map[string]int{"iscsi": iscsiDefaultPort, "dns": 53, "slp": 427, "kerberos": 88, "kpasswd": 464, "rpc": 111}
 
 // checkSNMPDiscovery sends an SNMPv3 engine discovery without credentials.
 // Any answer, even a Report refusing the empty user, proves the path open.

@@ -10,12 +10,13 @@ import (
 )
 
 var ipmiKind = register(Spec[IPMIOptions]{
-	Name:      "ipmi",
-	Transport: probe.UDP,
-	Summary:   "IPMI over LAN: Get Channel Authentication Capabilities, or an RMCP presence ping",
-	Defaults:  func() *IPMIOptions { return &IPMIOptions{Mode: ipmiCapabilities} },
-	Hints:     []Hint{{App: "ipmi"}},
-	Run:       runIPMI,
+	Name:        "ipmi",
+	DefaultPort: 623,
+	Transport:   probe.UDP,
+	Summary:     "IPMI over LAN: Get Channel Authentication Capabilities, or an RMCP presence ping",
+	Defaults:    func() *IPMIOptions { return &IPMIOptions{Mode: ipmiCapabilities} },
+	Hints:       []Hint{{App: "ipmi"}},
+	Run:         runIPMI,
 })
 
 // Modes of the ipmi check.

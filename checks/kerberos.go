@@ -14,10 +14,11 @@ import (
 )
 
 var kerberosKind = register(Spec[KerberosOptions]{
-	Name:      "kerberos",
-	Transport: probe.UDP,
-	Summary:   "Kerberos AS-REQ for a made-up principal: the KDC's KRB-ERROR proves it answers",
-	Defaults:  newKerberosOptions,
+	Name:        "kerberos",
+	DefaultPort: 88,
+	Transport:   probe.UDP,
+	Summary:     "Kerberos AS-REQ for a made-up principal: the KDC's KRB-ERROR proves it answers",
+	Defaults:    newKerberosOptions,
 	Hints: []Hint{
 		{App: "kerberos"},
 		{App: "kerberos", Transport: probe.TCP, Options: map[string]any{"transport": "tcp"}},

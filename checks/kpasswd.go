@@ -12,10 +12,11 @@ import (
 )
 
 var kpasswdKind = register(Spec[KpasswdOptions]{
-	Name:      "kpasswd",
-	Transport: probe.UDP,
-	Summary:   "Kerberos change-password request that cannot succeed: the server's error reply proves it answers",
-	Defaults:  newKpasswdOptions,
+	Name:        "kpasswd",
+	DefaultPort: 464,
+	Transport:   probe.UDP,
+	Summary:     "Kerberos change-password request that cannot succeed: the server's error reply proves it answers",
+	Defaults:    newKpasswdOptions,
 	Hints: []Hint{
 		{App: "kpasswd"},
 		{App: "kpasswd", Transport: probe.TCP, Options: map[string]any{"transport": "tcp"}},

@@ -13,12 +13,13 @@ import (
 )
 
 var netbiosNSKind = register(Spec[NetBIOSNSOptions]{
-	Name:      "netbios-ns",
-	Transport: probe.UDP,
-	Summary:   "NetBIOS node status (NBSTAT) query: the names the node has registered",
-	Defaults:  func() *NetBIOSNSOptions { return &NetBIOSNSOptions{} },
-	Hints:     []Hint{{App: "netbios-ns"}},
-	Run:       runNetBIOSNS,
+	Name:        "netbios-ns",
+	DefaultPort: 137,
+	Transport:   probe.UDP,
+	Summary:     "NetBIOS node status (NBSTAT) query: the names the node has registered",
+	Defaults:    func() *NetBIOSNSOptions { return &NetBIOSNSOptions{} },
+	Hints:       []Hint{{App: "netbios-ns"}},
+	Run:         runNetBIOSNS,
 })
 
 // NetBIOSNSOptions are the options of the netbios-ns check.

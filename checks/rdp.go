@@ -17,12 +17,13 @@ import (
 // and reads the Connection Confirm: the security protocol the server
 // selected, or its negotiation failure. Nothing is sent after it.
 var rdpKind = register(Spec[RDPOptions]{
-	Name:      "rdp",
-	Transport: probe.TCP,
-	Summary:   "RDP connection request: the security protocol the server selects",
-	Defaults:  func() *RDPOptions { return &RDPOptions{Protocols: []string{"tls", "credssp"}} },
-	Hints:     []Hint{{App: "rdp"}},
-	Run:       runRDP,
+	Name:        "rdp",
+	DefaultPort: 3389,
+	Transport:   probe.TCP,
+	Summary:     "RDP connection request: the security protocol the server selects",
+	Defaults:    func() *RDPOptions { return &RDPOptions{Protocols: []string{"tls", "credssp"}} },
+	Hints:       []Hint{{App: "rdp"}},
+	Run:         runRDP,
 })
 
 // DetailRDPProtocol is the security protocol the server selected.

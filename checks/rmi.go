@@ -16,12 +16,13 @@ import (
 // specification, 10.2 "RMI Transport Protocol"). It hangs up there, before
 // any call.
 var rmiKind = register(Spec[RMIOptions]{
-	Name:      "rmi",
-	Transport: probe.TCP,
-	Summary:   "Java RMI (JRMP) handshake: ProtocolAck",
-	Defaults:  func() *RMIOptions { return &RMIOptions{} },
-	Hints:     []Hint{{App: "rmi"}},
-	Run:       runRMI,
+	Name:        "rmi",
+	DefaultPort: 1099,
+	Transport:   probe.TCP,
+	Summary:     "Java RMI (JRMP) handshake: ProtocolAck",
+	Defaults:    func() *RMIOptions { return &RMIOptions{} },
+	Hints:       []Hint{{App: "rmi"}},
+	Run:         runRMI,
 })
 
 // DetailRMISeenAs is the host:port at which the RMI server sees the check,

@@ -12,10 +12,11 @@ import (
 )
 
 var rpcKind = register(Spec[RPCOptions]{
-	Name:      "rpc",
-	Transport: probe.UDP,
-	Summary:   "ONC RPC NULL call (rpcbind, NFS): the program and version answer",
-	Defaults:  newRPCOptions,
+	Name:        "rpc",
+	DefaultPort: 111,
+	Transport:   probe.UDP,
+	Summary:     "ONC RPC NULL call (rpcbind, NFS): the program and version answer",
+	Defaults:    newRPCOptions,
 	Hints: []Hint{
 		{App: "rpcbind", Options: map[string]any{"program": rpcbindProgram, "version": 2}},
 		{App: "rpcbind", Transport: probe.TCP, Options: map[string]any{"program": rpcbindProgram, "version": 2, "transport": "tcp"}},

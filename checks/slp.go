@@ -13,10 +13,11 @@ import (
 )
 
 var slpKind = register(Spec[SLPOptions]{
-	Name:      "slp",
-	Transport: probe.UDP,
-	Summary:   "SLPv2 Service Request (RFC 2608): a SrvRply or SAAdvert from the agent",
-	Defaults:  newSLPOptions,
+	Name:        "slp",
+	DefaultPort: 427,
+	Transport:   probe.UDP,
+	Summary:     "SLPv2 Service Request (RFC 2608): a SrvRply or SAAdvert from the agent",
+	Defaults:    newSLPOptions,
 	Hints: []Hint{
 		{App: "slp"},
 		{App: "slp", Transport: probe.TCP, Options: map[string]any{"transport": "tcp"}},

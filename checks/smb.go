@@ -15,12 +15,13 @@ import (
 // (2.2.4): the dialect it chose and whether it requires signing. No
 // session is set up, so no credentials are needed.
 var smbKind = register(Spec[SMBOptions]{
-	Name:      "smb",
-	Transport: probe.TCP,
-	Summary:   "SMB2 NEGOTIATE: dialect and signing requirement",
-	Defaults:  func() *SMBOptions { return &SMBOptions{NetBIOSSession: "auto"} },
-	Hints:     []Hint{{App: "smb"}},
-	Run:       runSMB,
+	Name:        "smb",
+	DefaultPort: 445,
+	Transport:   probe.TCP,
+	Summary:     "SMB2 NEGOTIATE: dialect and signing requirement",
+	Defaults:    func() *SMBOptions { return &SMBOptions{NetBIOSSession: "auto"} },
+	Hints:       []Hint{{App: "smb"}},
+	Run:         runSMB,
 })
 
 // Details of the smb check.

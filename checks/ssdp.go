@@ -16,12 +16,13 @@ import (
 )
 
 var ssdpKind = register(Spec[SSDPOptions]{
-	Name:      "ssdp",
-	Transport: probe.UDP,
-	Summary:   "SSDP unicast M-SEARCH: an HTTP/1.1 200 with ST and USN",
-	Defaults:  newSSDPOptions,
-	Hints:     []Hint{{App: "ssdp"}},
-	Run:       runSSDP,
+	Name:        "ssdp",
+	DefaultPort: 1900,
+	Transport:   probe.UDP,
+	Summary:     "SSDP unicast M-SEARCH: an HTTP/1.1 200 with ST and USN",
+	Defaults:    newSSDPOptions,
+	Hints:       []Hint{{App: "ssdp"}},
+	Run:         runSSDP,
 })
 
 // SSDPOptions are the options of the ssdp check.

@@ -11,12 +11,13 @@ import (
 // The vnc check reads the ProtocolVersion message an RFB server sends
 // first (RFC 6143 §7.1.1), "RFB 003.008\n", and hangs up.
 var vncKind = register(Spec[VNCOptions]{
-	Name:      "vnc",
-	Transport: probe.TCP,
-	Summary:   "VNC (RFB) server: its protocol version",
-	Defaults:  func() *VNCOptions { return &VNCOptions{} },
-	Hints:     []Hint{{App: "vnc"}},
-	Run:       runVNC,
+	Name:        "vnc",
+	DefaultPort: 5900,
+	Transport:   probe.TCP,
+	Summary:     "VNC (RFB) server: its protocol version",
+	Defaults:    func() *VNCOptions { return &VNCOptions{} },
+	Hints:       []Hint{{App: "vnc"}},
+	Run:         runVNC,
 })
 
 // DetailRFBVersion is the protocol version a VNC server offered, e.g. "3.8".
