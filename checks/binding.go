@@ -43,7 +43,13 @@ var hints = sync.OnceValue(func() map[hintKey]hintBinding {
 
 // Binder binds flows to check kinds for site.Plan, using the hint table
 // above and the check registry.
-type Binder struct{}
+type Binder struct {
+	// Audit, when set, makes Decode audit every secret the options name
+	// (Secret.Audit): a secret that cannot be read is a decode error, and
+	// the warnings are collected in Audit. Without it planning never
+	// touches a secret.
+	Audit *SecretAudit
+}
 
 // KindFor returns the check kind for app hint app over proto, with the
 // options the hint implies. icmp flows always use the icmp check.
@@ -70,8 +76,18 @@ func (Binder) Known(kind string) bool {
 	return ok
 }
 
-// Decode decodes and validates raw options for kind (see Decode).
-func (Binder) Decode(kind string, raw map[string]any) (any, error) { return Decode(kind, raw) }
+// Decode decodes and validates raw options for kind (see Decode), and
+// audits their secrets when b.Audit is set.
+func (b Binder) Decode(kind string, raw map[string]any) (any, error) {
+	o, err := Decode(kind, raw)
+	if err != nil || b.Audit == nil {
+		return o, err
+	}
+	if err := b.Audit.audit(kind, o); err != nil {
+		return nil, fmt.Errorf("%s options: %w", kind, err)
+	}
+	return o, nil
+}
 
 // ResponderKind returns the kind for a flow over proto to a host running
 // `flowprobe listen`: the tcp or udp check with responder: true. An icmp

@@ -6,14 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
+	"go.yaml.in/yaml/v3"
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/flowprobe/flowprobe/probe"
@@ -71,8 +74,10 @@ type HTTPOptions struct {
 	// server answers, whatever it thinks of the path. The catalog's http
 	// flows use it, since a vendor's table names a port, not a URL.
 	AnyStatus bool `yaml:"any_status"`
-	// Headers are added to the request; "Host" sets the virtual host.
-	Headers map[string]string `yaml:"headers"`
+	// Headers are added to the request; "Host" sets the virtual host. A
+	// value is a string, or a secret: {value_file: PATH} or
+	// {value_env: NAME}, read when the check runs.
+	Headers map[string]HeaderValue `yaml:"headers"`
 	// NoFollowRedirects judges the first response; otherwise up to 10
 	// redirects are followed.
 	NoFollowRedirects bool `yaml:"no_follow_redirects"`
@@ -119,8 +124,14 @@ func (o *HTTPOptions) Validate() error {
 		}
 	}
 	for k, v := range o.Headers {
-		if !httpguts.ValidHeaderFieldName(k) || !httpguts.ValidHeaderFieldValue(v) {
+		switch {
+		case !httpguts.ValidHeaderFieldName(k) || !httpguts.ValidHeaderFieldValue(v.Value):
 			errs = append(errs, fmt.Errorf("headers: %q is not a valid header", k))
+		case !v.Secret.IsZero() && http.CanonicalHeaderKey(k) == "Host":
+			errs = append(errs, errors.New("headers: Host names the virtual host, not a secret: give it as a string"))
+		case !v.Secret.IsZero():
+			v.Secret.option = "headers." + k + "." + v.Secret.option
+			o.Headers[k] = v
 		}
 	}
 	if o.BodyRegexp != "" {
@@ -191,6 +202,10 @@ func runHTTP(ctx context.Context, t probe.Target, o *HTTPOptions, r *probe.Resul
 		host = "[" + t.Host + "]"
 	}
 	target := scheme + "://" + host + o.Path
+	req, err := o.request(ctx, target) // before connecting: an unreadable secret sends nothing
+	if err != nil {
+		return err
+	}
 
 	var ph httpPhases
 	dialTCP := func(ctx context.Context, addr string) (net.Conn, string, error) {
@@ -256,13 +271,16 @@ func runHTTP(ctx context.Context, t probe.Target, o *HTTPOptions, r *probe.Resul
 			if len(via) > httpMaxRedirects {
 				return Fail(probe.OutcomeProtocolError, "more than %d redirects", httpMaxRedirects)
 			}
+			if req.URL.Host != via[0].URL.Host {
+				o.dropSecretHeaders(req.Header) // a secret goes to the configured host only
+			}
 			redirects = len(via)
 			return nil
 		},
 	}
 
 	start := time.Now()
-	err := httpRequest(ctx, client, target, o, r)
+	err = httpRequest(client, req, target, o, r)
 	total := time.Since(start)
 	ph.mu.Lock()
 	r.Phases = ph.d
@@ -278,19 +296,7 @@ func runHTTP(ctx context.Context, t probe.Target, o *HTTPOptions, r *probe.Resul
 	return err
 }
 
-func httpRequest(ctx context.Context, client *http.Client, target string, o *HTTPOptions, r *probe.Result) error {
-	req, err := http.NewRequestWithContext(ctx, o.Method, target, nil)
-	if err != nil {
-		return fmt.Errorf("http request: %w", err)
-	}
-	req.Header.Set("User-Agent", "flowprobe")
-	for k, v := range o.Headers {
-		if http.CanonicalHeaderKey(k) == "Host" {
-			req.Host = v
-			continue
-		}
-		req.Header.Set(k, v)
-	}
+func httpRequest(client *http.Client, req *http.Request, target string, o *HTTPOptions, r *probe.Result) error {
 	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("http %s %s: %w", o.Method, target, err)
@@ -321,4 +327,109 @@ func httpRequest(ctx context.Context, client *http.Client, target string, o *HTT
 		return Fail(probe.OutcomeProtocolError, "http %s %s: body does not match %q", o.Method, target, o.BodyRegexp)
 	}
 	return nil
+}
+
+// request builds the check's request to target, with the configured
+// headers; secret header values are read here.
+func (o *HTTPOptions) request(ctx context.Context, target string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, o.Method, target, nil)
+	if err != nil {
+		return nil, fmt.Errorf("http request: %w", err)
+	}
+	req.Header.Set("User-Agent", "flowprobe")
+	for k, h := range o.Headers {
+		v := h.Value
+		if !h.Secret.IsZero() {
+			if v, err = h.Secret.Reveal(); err != nil {
+				return nil, err
+			}
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return nil, secretError{fmt.Errorf("%s: %s holds no valid header value", h.Secret.option, h.Secret.source())}
+			}
+		}
+		if http.CanonicalHeaderKey(k) == "Host" {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	return req, nil
+}
+
+// dropSecretHeaders removes the headers whose values are secrets.
+func (o *HTTPOptions) dropSecretHeaders(h http.Header) {
+	for k, v := range o.Headers {
+		if !v.Secret.IsZero() {
+			h.Del(k)
+		}
+	}
+}
+
+func (o *HTTPOptions) secrets() []Secret {
+	var out []Secret
+	for _, k := range slices.Sorted(maps.Keys(o.Headers)) {
+		if s := o.Headers[k].Secret; !s.IsZero() {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// HeaderValue is the value of one header of the http check: a string
+// written in the config, or a Secret given as {value_file: PATH} or
+// {value_env: NAME} and read when the check runs.
+type HeaderValue struct {
+	Value  string
+	Secret Secret
+}
+
+// UnmarshalYAML reads a string or a {value_file | value_env} mapping.
+func (h *HeaderValue) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return n.Decode(&h.Value)
+	}
+	var file, env string
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i].Value, n.Content[i+1]
+		var dst *string
+		switch k {
+		case "value_file":
+			dst = &file
+		case "value_env":
+			dst = &env
+		default:
+			return fmt.Errorf("header value: unknown key %q (known: value_file, value_env)", k)
+		}
+		if err := v.Decode(dst); err != nil {
+			return fmt.Errorf("header value: %s: %w", k, err)
+		}
+	}
+	s, err := newSecret("value", file, env)
+	if err == nil && s.IsZero() {
+		err = requireSecret("value")
+	}
+	if err != nil {
+		return fmt.Errorf("header value: %w", err)
+	}
+	h.Secret = s
+	return nil
+}
+
+// MarshalYAML writes the string, or the secret's source.
+func (h HeaderValue) MarshalYAML() (any, error) {
+	switch {
+	case h.Secret.file != "":
+		return map[string]string{"value_file": h.Secret.file}, nil
+	case h.Secret.env != "":
+		return map[string]string{"value_env": h.Secret.env}, nil
+	}
+	return h.Value, nil
+}
+
+// String is the value, or the secret's source.
+func (h HeaderValue) String() string {
+	if !h.Secret.IsZero() {
+		return h.Secret.String()
+	}
+	return h.Value
 }

@@ -65,18 +65,35 @@ type ISCSIOptions struct {
 	// ExpectTarget is an iSCSI name that SendTargets must list.
 	ExpectTarget string `yaml:"expect_target"`
 
-	// chap holds the CHAP secret read by Validate. It is a pointer so that
-	// printing the options shows an address, never the secret.
-	chap *iscsiSecret
+	// chap names the CHAP secret's source (set by Validate); the secret is
+	// read when the check runs.
+	chap Secret
 }
 
-type iscsiSecret struct{ b []byte }
+func (o *ISCSIOptions) secrets() []Secret {
+	if o.chap.IsZero() {
+		return nil
+	}
+	return []Secret{o.chap}
+}
+
+// revealCHAP reads the CHAP secret: nil without CHAP.
+func (o *ISCSIOptions) revealCHAP() ([]byte, error) {
+	if o.CHAPUsername == "" {
+		return nil, nil
+	}
+	s, err := o.chap.Reveal()
+	if err != nil {
+		return nil, err
+	}
+	return []byte(s), nil
+}
 
 func newISCSIOptions() *ISCSIOptions {
 	return &ISCSIOptions{InitiatorName: DefaultISCSIInitiatorName}
 }
 
-// Validate checks the names and reads the CHAP secret.
+// Validate checks the names and names the CHAP secret's source.
 func (o *ISCSIOptions) Validate() error {
 	var errs []error
 	if o.InitiatorName == "" {
@@ -106,15 +123,14 @@ func (o *ISCSIOptions) Validate() error {
 	case o.CHAPUsername == "" && hasSecret:
 		errs = append(errs, errors.New("chap_secret_file/chap_secret_env need chap_username"))
 	case o.CHAPUsername != "":
-		s, err := readSecret("chap_secret", o.CHAPSecretFile, o.CHAPSecretEnv)
+		s, err := newSecret("chap_secret", o.CHAPSecretFile, o.CHAPSecretEnv)
 		switch {
 		case err != nil:
 			errs = append(errs, err)
-		case s == "":
-			errs = append(errs, errors.New("chap_secret: empty"))
-		default:
-			o.chap = &iscsiSecret{b: []byte(s)}
+		case s.IsZero():
+			errs = append(errs, requireSecret("chap_secret"))
 		}
+		o.chap = s
 	}
 	return errors.Join(errs...)
 }
@@ -172,10 +188,10 @@ func checkISCSIName(n string) error {
 }
 
 // iscsiReady completes options built in code rather than decoded: it
-// reads the CHAP secret and fills in the initiator name, into a copy (runs
-// may share o).
+// names the CHAP secret's source and fills in the initiator name, into a
+// copy (runs may share o).
 func iscsiReady(o *ISCSIOptions) (*ISCSIOptions, error) {
-	if o.CHAPUsername != "" && o.chap == nil {
+	if o.CHAPUsername != "" && o.chap.IsZero() {
 		c := *o
 		if err := c.Validate(); err != nil {
 			return nil, fmt.Errorf("iscsi options: %w", err)
@@ -199,13 +215,17 @@ func runISCSI(ctx context.Context, t probe.Target, o *ISCSIOptions, r *probe.Res
 	if err != nil {
 		return err
 	}
+	chap, err := o.revealCHAP() // before connecting: an unreadable secret sends nothing
+	if err != nil {
+		return err
+	}
 	conn, done, err := connect(ctx, &t, "tcp", cmp.Or(t.Port, iscsiDefaultPort), r)
 	if err != nil {
 		return err
 	}
 	defer done()
 
-	s := newISCSISession(conn, o)
+	s := newISCSISession(conn, o, chap)
 	start := time.Now()
 	err = s.run(ctx, r)
 	r.Phases[probe.PhaseRequest] = time.Since(start)
@@ -217,6 +237,7 @@ type iscsiSession struct {
 	conn      net.Conn
 	rd        *bufio.Reader
 	o         *ISCSIOptions
+	chap      []byte // the CHAP secret; nil without CHAP
 	isid      [6]byte
 	itt       uint32 // the next Initiator Task Tag
 	cmdSN     uint32
@@ -232,8 +253,8 @@ type iscsiAdvertised struct {
 	Addresses []string
 }
 
-func newISCSISession(conn net.Conn, o *ISCSIOptions) *iscsiSession {
-	s := &iscsiSession{conn: conn, rd: bufio.NewReaderSize(conn, 4096), o: o, cmdSN: 1}
+func newISCSISession(conn net.Conn, o *ISCSIOptions, chap []byte) *iscsiSession {
+	s := &iscsiSession{conn: conn, rd: bufio.NewReaderSize(conn, 4096), o: o, chap: chap, cmdSN: 1}
 	// ISID of the random type (RFC 7143 §11.12.5): T=10, A=0, B and C a
 	// 24-bit random number, D=0.
 	rnd := rand.Uint32()

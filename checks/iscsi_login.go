@@ -24,7 +24,7 @@ func (s *iscsiSession) login(r *probe.Result) (redirected bool, err error) {
 		sessionType = "Normal"
 	}
 	authMethod := "None"
-	if o.chap != nil {
+	if s.chap != nil {
 		authMethod = "CHAP,None"
 	}
 	keys := []iscsiKV{{"InitiatorName", o.InitiatorName}, {"SessionType", sessionType}}
@@ -141,7 +141,7 @@ func iscsiNextStage(stage uint8) uint8 {
 // exchange of RFC 7143 §12.1.3, or a plain request to move on.
 func (s *iscsiSession) securityStep(kvs []iscsiKV, chapDone *bool) (keys []iscsiKV, transit bool, err error) {
 	if _, ok := iscsiTextValue(kvs, "CHAP_C"); ok {
-		if s.o.chap == nil || *chapDone {
+		if s.chap == nil || *chapDone {
 			return nil, false, Fail(probe.OutcomeProtocolError, "iscsi login: unexpected CHAP challenge")
 		}
 		keys, err := s.chapResponse(kvs)
@@ -154,7 +154,7 @@ func (s *iscsiSession) securityStep(kvs []iscsiKV, chapDone *bool) (keys []iscsi
 	if am, ok := iscsiTextValue(kvs, "AuthMethod"); ok {
 		switch am {
 		case "CHAP":
-			if s.o.chap == nil {
+			if s.chap == nil {
 				return nil, false, Fail(probe.OutcomeProtocolError, "iscsi login: target chose AuthMethod=CHAP, which was not offered")
 			}
 			// Offer MD5, the one algorithm RFC 7143 requires.
@@ -190,7 +190,7 @@ func (s *iscsiSession) chapResponse(kvs []iscsiKV) ([]iscsiKV, error) {
 	}
 	h := md5.New()
 	h.Write([]byte{byte(id)})
-	h.Write(s.o.chap.b)
+	h.Write(s.chap)
 	h.Write(challenge)
 	return []iscsiKV{
 		{"CHAP_N", s.o.CHAPUsername},

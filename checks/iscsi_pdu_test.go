@@ -548,15 +548,15 @@ func FuzzISCSISession(f *testing.F) {
 		ex := readISCSIExchange(f, filepath.Join("testdata", "iscsi", spec.file))
 		f.Add(bytes.Join(ex.responses, nil), spec.wrongSecret || spec.options["chap_username"] != nil)
 	}
-	secret := &iscsiSecret{b: []byte("fuzz-secret")}
 	f.Fuzz(func(t *testing.T, script []byte, chap bool) {
 		o := newISCSIOptions()
+		var secret []byte
 		if chap {
-			o.Target, o.CHAPUsername, o.chap = labCHAP, "labchap", secret
+			o.Target, o.CHAPUsername, secret = labCHAP, "labchap", []byte("fuzz-secret")
 		} else {
 			o.SendTargets = true
 		}
-		s := newISCSISession(newScriptConn(script), o)
+		s := newISCSISession(newScriptConn(script), o, secret)
 		s.itt = iscsiFixtureITT
 		var r probe.Result
 		err := s.run(context.Background(), &r)

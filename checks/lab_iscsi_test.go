@@ -167,7 +167,11 @@ func TestLabISCSIFixtures(t *testing.T) {
 			dl, _ := ctx.Deadline()
 			_ = conn.SetDeadline(dl)
 			rc := &recordConn{Conn: conn}
-			s := newISCSISession(rc, opts.(*ISCSIOptions))
+			chap, err := opts.(*ISCSIOptions).revealCHAP()
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := newISCSISession(rc, opts.(*ISCSIOptions), chap)
 			s.isid, s.itt = iscsiFixtureISID, iscsiFixtureITT
 			var r probe.Result
 			err = s.run(ctx, &r)

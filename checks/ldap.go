@@ -72,7 +72,7 @@ type LDAPOptions struct {
 	// refused when the config is loaded.
 	AllowPlaintextBind bool `yaml:"allow_plaintext_bind"`
 
-	password string // read by Validate; never printed
+	password Secret // named by Validate, read when the check runs
 	scope    int
 }
 
@@ -84,7 +84,8 @@ var ldapScopes = map[string]int{
 	"base": ldap.ScopeBaseObject, "one": ldap.ScopeSingleLevel, "sub": ldap.ScopeWholeSubtree,
 }
 
-// Validate checks the options and reads the bind password.
+// Validate checks the options and names the bind password's source; the
+// password itself is read when the check runs.
 func (o *LDAPOptions) Validate() error {
 	var errs []error
 	switch o.Mode {
@@ -100,12 +101,12 @@ func (o *LDAPOptions) Validate() error {
 			errs = append(errs, errors.New("password_file/password_env need bind_dn"))
 		}
 	} else {
-		pw, err := readSecret("password", o.PasswordFile, o.PasswordEnv)
+		pw, err := newSecret("password", o.PasswordFile, o.PasswordEnv)
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("bind_dn %s: %w", o.BindDN, err))
-		case pw == "":
-			errs = append(errs, errors.New("password: empty (omit bind_dn for an anonymous bind)"))
+		case pw.IsZero():
+			errs = append(errs, fmt.Errorf("bind_dn %s: %w (or omit bind_dn for an anonymous bind)", o.BindDN, requireSecret("password")))
 		}
 		o.password = pw
 		if (o.Mode == "" || o.Mode == ldapPlain) && !o.AllowPlaintextBind {
@@ -141,6 +142,13 @@ func (o *LDAPOptions) Validate() error {
 	return errors.Join(errs...)
 }
 
+func (o *LDAPOptions) secrets() []Secret {
+	if o.password.IsZero() {
+		return nil
+	}
+	return []Secret{o.password}
+}
+
 // mode is the effective mode against port.
 func (o *LDAPOptions) mode(port int) string {
 	if o.Mode == "" {
@@ -164,6 +172,14 @@ func (o *LDAPOptions) tlsConfig(host string) *tls.Config {
 func runLDAP(ctx context.Context, t probe.Target, o *LDAPOptions, r *probe.Result) error {
 	mode := o.mode(t.Port)
 	r.SetDetail("mode", mode)
+	var password string
+	if o.BindDN != "" {
+		pw, err := o.password.Reveal() // before connecting: an unreadable password sends nothing
+		if err != nil {
+			return err
+		}
+		password = pw
+	}
 
 	raw, done, err := connect(ctx, &t, "tcp", 0, r)
 	if err != nil {
@@ -186,7 +202,7 @@ func runLDAP(ctx context.Context, t probe.Target, o *LDAPOptions, r *probe.Resul
 	}
 
 	start := time.Now()
-	err = ldapSession(ctx, conn, mode != ldapPlain, o, rc, r)
+	err = ldapSession(ctx, conn, mode != ldapPlain, o, password, rc, r)
 	r.Phases[probe.PhaseRequest] = time.Since(start)
 	return ldapNote(r, err)
 }
@@ -275,8 +291,9 @@ func ldapStartTLSReadError(c *ldapConn, err error) error {
 
 // ldapSession binds and runs the optional read on conn, an established
 // (and, with isTLS, encrypted) connection. rc is the raw connection below,
-// which knows why a read failed.
-func ldapSession(ctx context.Context, conn net.Conn, isTLS bool, o *LDAPOptions, rc *ldapConn, r *probe.Result) error {
+// which knows why a read failed. password is the bind password of
+// o.BindDN.
+func ldapSession(ctx context.Context, conn net.Conn, isTLS bool, o *LDAPOptions, password string, rc *ldapConn, r *probe.Result) error {
 	l := ldap.NewConn(guardLDAP(conn, rc), isTLS) // one bounded message at a time: ldapread.go
 	l.Start()
 	defer l.Close()
@@ -298,7 +315,7 @@ func ldapSession(ctx context.Context, conn net.Conn, isTLS bool, o *LDAPOptions,
 		answered = true
 		r.SetDetail("bind", "anonymous")
 	} else {
-		if err := l.Bind(o.BindDN, o.password); err != nil {
+		if err := l.Bind(o.BindDN, password); err != nil {
 			return fail("bind as "+o.BindDN, err)
 		}
 		answered = true

@@ -66,14 +66,46 @@ type SNMPOptions struct {
 	// OIDs to GET; default sysDescr.0 and sysUpTime.0.
 	OIDs []string `yaml:"oids"`
 
-	// Read and parsed by Validate; the secrets are never printed.
+	// Parsed by Validate. The secrets are named by Validate and read when
+	// the check runs; a zero community means "public".
 	version   gosnmp.SnmpVersion
-	community string
+	community Secret
 	flags     gosnmp.SnmpV3MsgFlags
 	authProto gosnmp.SnmpV3AuthProtocol
 	privProto gosnmp.SnmpV3PrivProtocol
-	authPass  string
-	privPass  string
+	authPass  Secret
+	privPass  Secret
+}
+
+// snmpMinPassword is the shortest USM password (RFC 3414 §11.2).
+const snmpMinPassword = 8
+
+func (o *SNMPOptions) secrets() []Secret {
+	var out []Secret
+	for _, s := range []Secret{o.community, o.authPass, o.privPass} {
+		if !s.IsZero() {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// snmpCreds are the secrets of one run, read from their sources.
+type snmpCreds struct{ community, auth, priv string }
+
+// reveal reads the secrets the options name.
+func (o *SNMPOptions) reveal() (snmpCreds, error) {
+	c := snmpCreds{community: "public"}
+	var err error
+	read := func(s Secret, dst *string) {
+		if err == nil && !s.IsZero() {
+			*dst, err = s.Reveal()
+		}
+	}
+	read(o.community, &c.community)
+	read(o.authPass, &c.auth)
+	read(o.privPass, &c.priv)
+	return c, err
 }
 
 func newSNMPOptions() *SNMPOptions {
@@ -94,8 +126,8 @@ var snmpLevels = map[string]gosnmp.SnmpV3MsgFlags{
 	"noAuthNoPriv": gosnmp.NoAuthNoPriv, "authNoPriv": gosnmp.AuthNoPriv, "authPriv": gosnmp.AuthPriv,
 }
 
-// Validate checks the options and reads the community or the v3
-// passwords.
+// Validate checks the options and names the sources of the community or
+// the v3 passwords, which are read when the check runs.
 func (o *SNMPOptions) Validate() error {
 	var errs []error
 	switch o.Version {
@@ -121,14 +153,11 @@ func (o *SNMPOptions) Validate() error {
 				errs = append(errs, fmt.Errorf("%s: only for version 3", name))
 			}
 		}
-		o.community = "public"
-		if o.CommunityFile != "" || o.CommunityEnv != "" {
-			c, err := readSecret("community", o.CommunityFile, o.CommunityEnv)
-			if err != nil {
-				errs = append(errs, err)
-			}
-			o.community = c
+		c, err := newSecret("community", o.CommunityFile, o.CommunityEnv)
+		if err != nil {
+			errs = append(errs, err)
 		}
+		o.community = c
 	}
 	if len(o.OIDs) == 0 {
 		o.OIDs = []string{snmpSysDescr, snmpSysUpTime}
@@ -187,14 +216,14 @@ func (o *SNMPOptions) validateV3() []error {
 	if o.authProto, ok = snmpAuthProtocols[strings.ToUpper(o.AuthProtocol)]; !ok {
 		errs = append(errs, fmt.Errorf("auth_protocol %q: want MD5, SHA, SHA224, SHA256, SHA384 or SHA512", o.AuthProtocol))
 	}
-	pw, err := readSecret("auth_password", o.AuthPasswordFile, o.AuthPasswordEnv)
-	if err == nil && len(pw) < 8 {
-		err = errors.New("auth_password: shorter than 8 characters (RFC 3414)")
+	pw, err := newSecret("auth_password", o.AuthPasswordFile, o.AuthPasswordEnv)
+	if err == nil && pw.IsZero() {
+		err = requireSecret("auth_password")
 	}
 	if err != nil {
 		errs = append(errs, err)
 	}
-	o.authPass = pw
+	o.authPass = pw.atLeast(snmpMinPassword)
 	if flags&gosnmp.AuthPriv != gosnmp.AuthPriv {
 		if hasPriv || o.PrivProtocol != "" {
 			errs = append(errs, errors.New("security_level authNoPriv takes no priv_protocol or priv password"))
@@ -207,20 +236,21 @@ func (o *SNMPOptions) validateV3() []error {
 	if o.privProto, ok = snmpPrivProtocols[strings.ToUpper(o.PrivProtocol)]; !ok {
 		errs = append(errs, fmt.Errorf("priv_protocol %q: want DES, AES, AES192, AES256, AES192C or AES256C", o.PrivProtocol))
 	}
-	pw, err = readSecret("priv_password", o.PrivPasswordFile, o.PrivPasswordEnv)
-	if err == nil && len(pw) < 8 {
-		err = errors.New("priv_password: shorter than 8 characters (RFC 3414)")
+	pw, err = newSecret("priv_password", o.PrivPasswordFile, o.PrivPasswordEnv)
+	if err == nil && pw.IsZero() {
+		err = requireSecret("priv_password")
 	}
 	if err != nil {
 		errs = append(errs, err)
 	}
-	o.privPass = pw
+	o.privPass = pw.atLeast(snmpMinPassword)
 	return errs
 }
 
-// client builds the gosnmp client for addr. Port, timeout and retries
-// are set explicitly: a zero GoSNMP does not take gosnmp.Default's.
-func (o *SNMPOptions) client(ctx context.Context, t *probe.Target, host string, network string) *gosnmp.GoSNMP {
+// client builds the gosnmp client for addr with the credentials c. Port,
+// timeout and retries are set explicitly: a zero GoSNMP does not take
+// gosnmp.Default's.
+func (o *SNMPOptions) client(ctx context.Context, t *probe.Target, host string, network string, c snmpCreds) *gosnmp.GoSNMP {
 	timeout := snmpDefaultTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = max(time.Millisecond, time.Until(dl))
@@ -230,7 +260,7 @@ func (o *SNMPOptions) client(ctx context.Context, t *probe.Target, host string, 
 		Port:      uint16(t.Port),
 		Transport: network,
 		Version:   o.version,
-		Community: o.community,
+		Community: c.community,
 		Context:   ctx,
 		Timeout:   timeout,
 		Retries:   0,
@@ -246,9 +276,9 @@ func (o *SNMPOptions) client(ctx context.Context, t *probe.Target, host string, 
 		g.SecurityParameters = &gosnmp.UsmSecurityParameters{
 			UserName:                 o.Username,
 			AuthenticationProtocol:   o.authProto,
-			AuthenticationPassphrase: o.authPass,
+			AuthenticationPassphrase: c.auth,
 			PrivacyProtocol:          o.privProto,
-			PrivacyPassphrase:        o.privPass,
+			PrivacyPassphrase:        c.priv,
 		}
 		if o.flags&gosnmp.AuthNoPriv == 0 {
 			g.SecurityParameters = &gosnmp.UsmSecurityParameters{UserName: o.Username}
@@ -261,6 +291,10 @@ func (o *SNMPOptions) client(ctx context.Context, t *probe.Target, host string, 
 // socket, so an ICMP refusal ends the check at once.
 func runSNMP(ctx context.Context, t probe.Target, o *SNMPOptions, r *probe.Result) error {
 	r.SetDetail("version", o.Version)
+	creds, err := o.reveal() // before sending: an unreadable secret sends nothing
+	if err != nil {
+		return err
+	}
 	addr, err := resolve(ctx, &t, r)
 	if err != nil {
 		return err
@@ -269,7 +303,7 @@ func runSNMP(ctx context.Context, t probe.Target, o *SNMPOptions, r *probe.Resul
 	if addr.Is4() {
 		network = "udp4"
 	}
-	g := o.client(ctx, &t, addr.String(), network)
+	g := o.client(ctx, &t, addr.String(), network, creds)
 
 	start := time.Now()
 	err = g.Connect()

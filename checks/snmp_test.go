@@ -243,22 +243,24 @@ func TestSNMPv3Rejected(t *testing.T) {
 func TestSNMPOptions(t *testing.T) {
 	auth := appFile(t, "auth", "auth-pass-123\n")
 	priv := appFile(t, "priv", "priv-pass-123\n")
-	short := appFile(t, "short", "short\n")
 
 	o, err := Decode("snmp", map[string]any{"version": 3, "username": "u", "auth_password_file": auth, "priv_password_file": priv})
 	if err != nil {
 		t.Fatal(err)
 	}
 	v3 := o.(*SNMPOptions)
-	if v3.SecurityLevel != "authPriv" || v3.authProto != gosnmp.SHA || v3.privProto != gosnmp.AES || v3.authPass != "auth-pass-123" {
+	if v3.SecurityLevel != "authPriv" || v3.authProto != gosnmp.SHA || v3.privProto != gosnmp.AES {
 		t.Errorf("v3 defaults: level %s auth %v priv %v", v3.SecurityLevel, v3.authProto, v3.privProto)
+	}
+	if c, err := v3.reveal(); err != nil || c.auth != "auth-pass-123" || c.priv != "priv-pass-123" {
+		t.Errorf("v3 passwords not read from their files: %v", err)
 	}
 	o, err = Decode("snmp", map[string]any{"version": "3", "username": "u", "auth_password_file": auth, "auth_protocol": "sha256"})
 	if err != nil || o.(*SNMPOptions).flags != gosnmp.AuthNoPriv || o.(*SNMPOptions).authProto != gosnmp.SHA256 {
 		t.Errorf("authNoPriv: %v", err)
 	}
 	o, err = Decode("snmp", map[string]any{"oids": []string{"1.3.6.1.2.1.1.5.0"}})
-	if err != nil || o.(*SNMPOptions).OIDs[0] != ".1.3.6.1.2.1.1.5.0" || o.(*SNMPOptions).community != "public" {
+	if err != nil || o.(*SNMPOptions).OIDs[0] != ".1.3.6.1.2.1.1.5.0" || !o.(*SNMPOptions).community.IsZero() {
 		t.Errorf("oids and default community: %v", err)
 	}
 
@@ -267,20 +269,19 @@ func TestSNMPOptions(t *testing.T) {
 		many[i] = "1.3.6.1.2.1.1.1.0"
 	}
 	bad := map[string]map[string]any{
-		"version":            {"version": "2"},
-		"bad oid":            {"oids": []string{"sysDescr.0"}},
-		"too many oids":      {"oids": many},
-		"v3 on v2c":          {"username": "u"},
-		"no username":        {"version": "3"},
-		"community on v3":    {"version": "3", "username": "u", "community_file": auth},
-		"inline community":   {"community": "public"},
-		"missing community":  {"community_file": "/nonexistent/community"},
-		"short password":     {"version": "3", "username": "u", "auth_password_file": short},
-		"auth protocol":      {"version": "3", "username": "u", "auth_password_file": auth, "auth_protocol": "SHA1024"},
-		"priv protocol":      {"version": "3", "username": "u", "auth_password_file": auth, "priv_password_file": priv, "priv_protocol": "ROT13"},
-		"level":              {"version": "3", "username": "u", "security_level": "authAndPriv"},
-		"authPriv, no priv":  {"version": "3", "username": "u", "security_level": "authPriv", "auth_password_file": auth},
-		"noAuth, a password": {"version": "3", "username": "u", "security_level": "noAuthNoPriv", "auth_password_file": auth},
+		"version":             {"version": "2"},
+		"bad oid":             {"oids": []string{"sysDescr.0"}},
+		"too many oids":       {"oids": many},
+		"v3 on v2c":           {"username": "u"},
+		"no username":         {"version": "3"},
+		"community on v3":     {"version": "3", "username": "u", "community_file": auth},
+		"inline community":    {"community": "public"},
+		"community both ways": {"community_file": auth, "community_env": "FLOWPROBE_TEST_SNMP_COMMUNITY"},
+		"auth protocol":       {"version": "3", "username": "u", "auth_password_file": auth, "auth_protocol": "SHA1024"},
+		"priv protocol":       {"version": "3", "username": "u", "auth_password_file": auth, "priv_password_file": priv, "priv_protocol": "ROT13"},
+		"level":               {"version": "3", "username": "u", "security_level": "authAndPriv"},
+		"authPriv, no priv":   {"version": "3", "username": "u", "security_level": "authPriv", "auth_password_file": auth},
+		"noAuth, a password":  {"version": "3", "username": "u", "security_level": "noAuthNoPriv", "auth_password_file": auth},
 	}
 	for name, raw := range bad {
 		_, err := Decode("snmp", raw)

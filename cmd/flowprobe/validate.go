@@ -29,7 +29,13 @@ func addValidate(c *cli) {
 		}
 		code := exitOK
 		for _, f := range files {
-			_, res, err := planFile(cat, f)
+			// Unlike plan, validate reads the secrets the config names:
+			// each must be readable here, and should be private.
+			audit := &checks.SecretAudit{}
+			_, res, err := planFileWith(cat, f, checks.Binder{Audit: audit})
+			for _, w := range audit.Warnings {
+				fmt.Fprintf(c.stderr, "%s: warning: %s\n", f, w)
+			}
 			if err != nil {
 				fmt.Fprintf(c.stderr, "%s: FAILED\n%v\n", f, err)
 				code = exitUsage
@@ -45,11 +51,16 @@ func addValidate(c *cli) {
 }
 
 // planFile loads a site config and plans it with the check registry,
-// reporting the errors of both steps at once.
+// reporting the errors of both steps at once, without reading a secret.
 func planFile(cat *catalog.Catalog, path string) (*site.Config, *site.PlanResult, error) {
+	return planFileWith(cat, path, checks.Binder{})
+}
+
+// planFileWith is planFile with binder b.
+func planFileWith(cat *catalog.Catalog, path string, b checks.Binder) (*site.Config, *site.PlanResult, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load config: %w", err)
 	}
-	return site.CheckConfig(cat.Products, path, data, checks.Binder{}, detectLocal)
+	return site.CheckConfig(cat.Products, path, data, b, detectLocal)
 }

@@ -140,7 +140,20 @@ func mapsKeys(m map[string]obj) func(func(string) bool) {
 	}
 }
 
-var durationType = reflect.TypeFor[time.Duration]()
+var (
+	durationType    = reflect.TypeFor[time.Duration]()
+	headerValueType = reflect.TypeFor[checks.HeaderValue]()
+)
+
+// headerValueSchema is an http header's value: a string, or a secret read
+// from a file or the environment (checks.HeaderValue).
+var headerValueSchema = obj{{"anyOf", []any{
+	obj{{"type", "string"}},
+	obj{
+		{"type", "object"}, {"additionalProperties", false}, {"minProperties", 1}, {"maxProperties", 1},
+		{"properties", obj{{"value_file", obj{{"type", "string"}}}, {"value_env", obj{{"type", "string"}}}}},
+	},
+}}}
 
 // properties describes the yaml fields of struct value v; a field's
 // non-zero value in v is its default. Structs behind pointers become
@@ -191,8 +204,11 @@ func toAny(ss []string) []any {
 }
 
 func typeSchema(t reflect.Type, shared map[string]obj) (obj, error) {
-	if t == durationType {
+	switch t {
+	case durationType:
 		return obj{{"$ref", "#/$defs/durationOrZero"}}, nil
+	case headerValueType:
+		return headerValueSchema, nil
 	}
 	switch t.Kind() {
 	case reflect.String:
