@@ -136,7 +136,7 @@ func serve(ctx context.Context, o *serveOptions, stderr io.Writer) int {
 		st := d.sched.Stats()
 		return exporter.SchedulerStats{Targets: st.Targets, InFlight: st.InFlight, LagCount: st.Lag.Count, LagSum: st.Lag.Sum, LagBuckets: st.Lag.Buckets}
 	}})
-	d.sched = scheduler.New(scheduler.Config{}, checks.Dispatcher, scheduler.Options{Sink: storeSink{d.exp.Store(), o.recorded}, Logger: logger})
+	d.sched = scheduler.New(scheduler.Config{}, checks.Dispatcher, scheduler.Options{Sink: storeSink{d.exp.Store(), o.recorded, logger}, Logger: logger})
 	defer d.sched.Close()
 	// A bad configuration stops the start before anything listens.
 	first, err := d.prepare()
@@ -276,16 +276,23 @@ func schedulerConfig(s site.SchedulerConfig) scheduler.Config {
 	}
 }
 
-// storeSink feeds the exporter's store from the scheduler.
+// storeSink feeds the exporter's store from the scheduler, and logs each
+// result at debug level.
 type storeSink struct {
 	s     *exporter.Store
 	after func(scheduler.Status) // optional, called after storing
+	log   *slog.Logger
 }
 
 func (k storeSink) SetTargets(ts []probe.Target) { k.s.SetTargets(ts) }
 
 func (k storeSink) Record(st scheduler.Status) {
 	k.s.Record(exporter.Record{Target: st.Target, Result: st.Result, Up: st.Up, ConsecutiveFailures: st.ConsecutiveFailures})
+	if k.log != nil && k.log.Enabled(context.Background(), slog.LevelDebug) {
+		r := &st.Result
+		k.log.Debug("Check finished", "target", st.Target.ID, "outcome", r.Outcome, "success", r.Success,
+			"duration", r.Duration, "details", r.Details, "err", r.Err, "options", st.Target.Options)
+	}
 	if k.after != nil {
 		k.after(st)
 	}
