@@ -65,7 +65,6 @@ func checkConnectOnly(ctx context.Context, t probe.Target) probe.Result {
 	return finish(&r, nil)
 }
 
-
 // checkSNMPDiscovery sends an SNMPv3 engine discovery without credentials.
 // Any answer, even a Report refusing the empty user, proves the path open.
 func checkSNMPDiscovery(ctx context.Context, t probe.Target) probe.Result {
