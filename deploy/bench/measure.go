@@ -249,7 +249,7 @@ func (b *bench) scaleRuns(rep *report, probers []prober) error {
 
 func (b *bench) scaleOne(t *table, name string, r *running, iv time.Duration) error {
 	pid := r.main.cmd.Process.Pid
-	conns, cpu, err := b.window(pid, iv+2*time.Second)
+	conns, cpu, err := b.window(pid, iv+iv/5+2*time.Second) // Cloudprober exports after max(interval, 10s)
 	if err != nil {
 		return err
 	}

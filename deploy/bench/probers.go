@@ -165,7 +165,7 @@ func cloudproberProber(bin string) prober {
 		if err != nil {
 			return nil, nil, "", err
 		}
-		return []string{bin, "--config_file=" + cfg, "--cloud_metadata=none", "--logtostderr=false", "--disable_sys_metrics"},
+		return []string{bin, "--config_file=" + cfg, "--cloud_metadata=none", "--disable_sys_metrics"},
 			nil, fmt.Sprintf("http://127.0.0.1:%d/metrics", port), nil
 	}}
 }
