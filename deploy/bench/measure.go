@@ -113,6 +113,25 @@ func (b *bench) window(pid int, d time.Duration) (conns uint64, cpu float64, err
 	return c1.Total() - c0.Total(), t1 - t0, err
 }
 
+// settledCounts reads the counts until two reads 50 ms apart agree (at
+// most 2 s): the listeners count a connection after the prober has left.
+func (b *bench) settledCounts() (Counts, error) {
+	c, err := b.readCounts()
+	for range 40 {
+		if err != nil {
+			return c, err
+		}
+		time.Sleep(50 * time.Millisecond)
+		var next Counts
+		next, err = b.readCounts()
+		if err == nil && next == c {
+			return c, nil
+		}
+		c = next
+	}
+	return c, err
+}
+
 // rateRuns runs every prober on the N TCP and N TLS listeners at the rate.
 func (b *bench) rateRuns(rep *report, probers []prober) error {
 	o := b.o
@@ -201,7 +220,7 @@ func (b *bench) oneshotRuns(rep *report, floor prober) error {
 			werr := p.cmd.Wait()
 			wall := time.Since(start)
 			p.log.Close()
-			c1, err := b.readCounts()
+			c1, err := b.settledCounts()
 			if err != nil {
 				return err
 			}
@@ -226,8 +245,8 @@ func (b *bench) scaleRuns(rep *report, probers []prober) error {
 	iv := o.scaleInterval
 	for _, size := range o.scale {
 		t := rep.table(fmt.Sprintf("Scale: %d TCP targets", size),
-			fmt.Sprintf("Interval %s over %d listeners; RSS (VmRSS) after one interval and after 3 scrapes of /metrics; CPU per check over that interval (connections counted at the listeners); CPU per scrape.", iv, o.n),
-			"RSS before MiB", "RSS after MiB", "scrape s", "scrape MB", "series", "CPU ms/check", "CPU s/scrape")
+			fmt.Sprintf("Interval %s over %d listeners; RSS (VmRSS) after one interval and a fifth and after 3 scrapes of /metrics; checks/s and CPU per check over that time (connections counted at the listeners); CPU per scrape.", iv, o.n),
+			"checks/s", "RSS before MiB", "RSS after MiB", "scrape s", "scrape MB", "series", "CPU ms/check", "CPU s/scrape")
 		for run := range o.runs {
 			for _, p := range probers {
 				w := workload{tcp: cycle(b.ports.TCP, size), interval: iv, timeout: timeoutFor(iv),
@@ -249,7 +268,8 @@ func (b *bench) scaleRuns(rep *report, probers []prober) error {
 
 func (b *bench) scaleOne(t *table, name string, r *running, iv time.Duration) error {
 	pid := r.main.cmd.Process.Pid
-	conns, cpu, err := b.window(pid, iv+iv/5+2*time.Second) // Cloudprober exports after max(interval, 10s)
+	wait := iv + iv/5 + 2*time.Second // Cloudprober exports after max(interval, 10s)
+	conns, cpu, err := b.window(pid, wait)
 	if err != nil {
 		return err
 	}
@@ -287,7 +307,7 @@ func (b *bench) scaleOne(t *table, name string, r *running, iv time.Duration) er
 		return err
 	}
 	slices.Sort(secs)
-	t.add(name, before, after, secs[1], sizes[2], series[2], perCheckMs(cpu, conns), (cpu1-cpu0)/3)
+	t.add(name, float64(conns)/wait.Seconds(), before, after, secs[1], sizes[2], series[2], perCheckMs(cpu, conns), (cpu1-cpu0)/3)
 	fmt.Fprintf(os.Stderr, "scale %s: %d conns, RSS %.0f→%.0f MiB, scrape %.2fs %.1f MB\n", name, conns, before, after, secs[1], sizes[2])
 	return nil
 }
