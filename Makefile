@@ -22,7 +22,7 @@ LDFLAGS := -s -w \
 	-X $(VERSION_PKG).BuildUser=$(BUILD_USER) \
 	-X $(VERSION_PKG).BuildDate=$(BUILD_DATE)
 
-.PHONY: all build test cross static image image-context packages deb rpm clean
+.PHONY: all build test bench cross static image image-context packages deb rpm clean
 
 # Packages are written here; the packager is deploy/package (its own Go
 # module, so nfpm stays out of the daemon's go.mod).
@@ -37,6 +37,11 @@ build:
 ## test: the whole test suite (as root: with the lab of real servers)
 test:
 	./test.sh
+
+## bench: flowprobe side by side with a raw Go loop, blackbox_exporter and Cloudprober
+## (as root, in a private network namespace; BENCH_TINY=1 for a quick run; see docs/performance.md)
+bench:
+	deploy/bench/bench.sh
 
 ## cross: static binaries for linux/amd64 and linux/arm64 under .build/
 cross:

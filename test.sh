@@ -60,3 +60,6 @@ step "integration tests"
 # deploy/ includes the packages (dpkg -i, upgrade, purge; rpm read by rpm)
 # and the image started from its own filesystem.
 go test -tags lab -count=1 -p 1 ./...
+
+step "benchmark, tiny (proves make bench works; in its own network namespace)"
+BENCH_TINY=1 CLOUDPROBER= deploy/bench/bench.sh >/dev/null
