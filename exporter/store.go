@@ -2,7 +2,6 @@ package exporter
 
 import (
 	"cmp"
-	"reflect"
 	"slices"
 	"sync"
 
@@ -177,5 +176,5 @@ func (s *Store) results() []Entry {
 }
 
 // sameTarget reports whether two targets have the same settings, options
-// included.
-func sameTarget(a, b probe.Target) bool { return reflect.DeepEqual(a, b) }
+// included: by fingerprint when both have one (probe.Target.Same).
+func sameTarget(a, b probe.Target) bool { return a.Same(&b) }

@@ -66,6 +66,10 @@ type Target struct {
 	SourceAddress string
 	// IPFamily is "" (either, IPv4 first), "ip4" or "ip6".
 	IPFamily string
+	// Fingerprint identifies the settings above, raw options and the
+	// files they name included (see Fingerprinter); the planner sets it.
+	// Reloads compare targets by it (Same).
+	Fingerprint Fingerprint
 }
 
 // Address is the target label: host:port, or the host alone for ICMP.

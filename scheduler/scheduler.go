@@ -4,7 +4,6 @@ import (
 	"context"
 	"hash/fnv"
 	"log/slog"
-	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -168,8 +167,9 @@ func (s *Scheduler) Stats() Stats {
 // settings are unchanged keeps its place in the queue, its phase and its
 // state; a changed one restarts with fresh state; a removed one stops (a
 // run in flight sees its context cancelled and is not recorded). Targets
-// are compared with reflect.DeepEqual, options included. Of duplicate IDs
-// the first wins.
+// are compared with probe.Target.Same: by fingerprint when the planner set
+// one (decoded options such as a CA pool never compare equal), else field
+// by field. Of duplicate IDs the first wins.
 func (s *Scheduler) Update(targets []probe.Target) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -184,7 +184,7 @@ func (s *Scheduler) Update(targets []probe.Target) {
 			continue
 		}
 		kept = append(kept, t)
-		if old, ok := s.entries[t.ID]; ok && reflect.DeepEqual(old.t, t) {
+		if old, ok := s.entries[t.ID]; ok && old.t.Same(&t) {
 			next[t.ID] = old
 			continue
 		}

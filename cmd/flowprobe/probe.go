@@ -139,6 +139,8 @@ func probeTarget(a *probeArgs) (probe.Target, error) {
 	}
 	t.Options = opts
 	t.ID = probe.MakeID("", t.Flow, t.Host, t.Port, t.Protocol, t.Check)
+	var fp probe.Fingerprinter
+	t.Fingerprint = fp.Of(&t, raw)
 	return t, nil
 }
 

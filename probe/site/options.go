@@ -16,8 +16,9 @@ import (
 // is, by precedence: the binder's responder kind for a responder role; the flow's check; the
 // role's check; the kind named like the flow's app hint when the role, the
 // product or the defaults give options for it (e.g. dns); the binder's
-// kind for the app hint and transport.
-func (pp *productPlan) bind(f *probe.Flow, fc *FlowConfig, rc *RoleConfig, ctx []string) (string, any, bool) {
+// kind for the app hint and transport. It returns the kind, the decoded
+// options and the raw merged options they were decoded from.
+func (pp *productPlan) bind(f *probe.Flow, fc *FlowConfig, rc *RoleConfig, ctx []string) (string, any, map[string]any, bool) {
 	var kind string
 	var hint map[string]any
 	layers := []struct {
@@ -41,18 +42,18 @@ func (pp *productPlan) bind(f *probe.Flow, fc *FlowConfig, rc *RoleConfig, ctx [
 	case responder:
 		if fc.Check != "" {
 			pp.fail(fc.keys, "check", ctx, "check %q conflicts with responder: true of role %s", fc.Check, rc.Name)
-			return "", nil, false
+			return "", nil, nil, false
 		}
 	case fc.Check != "":
 		kind = fc.Check
 		if !pp.b.Known(kind) {
 			pp.fail(fc.keys, "check", ctx, "unknown check kind %q", kind)
-			return "", nil, false
+			return "", nil, nil, false
 		}
 	case rc.Check != "":
 		kind = rc.Check
 		if !pp.b.Known(kind) {
-			return "", nil, false // reported with the role
+			return "", nil, nil, false // reported with the role
 		}
 	default:
 		kind, hint = pp.b.KindFor(f.App, f.Protocol)
@@ -100,9 +101,9 @@ func (pp *productPlan) bind(f *probe.Flow, fc *FlowConfig, rc *RoleConfig, ctx [
 			}
 		}
 		pp.optionError(where, ctx, msg)
-		return "", nil, false
+		return "", nil, nil, false
 	}
-	return kind, opts, true
+	return kind, opts, raw, true
 }
 
 // optionError records an error of check options, once per place and

@@ -115,6 +115,8 @@ type planner struct {
 	usedKinds map[string]bool
 	// local holds the hosts of cfg.LocalAddresses.
 	local map[string]bool
+	// fp fingerprints the targets; it reads each option file once per plan.
+	fp probe.Fingerprinter
 }
 
 func (pl *planner) fail(k keyPos, key string, ctx []string, format string, args ...any) {
@@ -363,7 +365,7 @@ func (pp *productPlan) flow(f *probe.Flow) {
 		return
 	}
 
-	kind, opts, ok := pp.bind(f, fc, rc, ctx)
+	kind, opts, raw, ok := pp.bind(f, fc, rc, ctx)
 	if !ok {
 		return
 	}
@@ -393,6 +395,7 @@ func (pp *productPlan) flow(f *probe.Flow) {
 		t := base
 		t.Host, t.Port = host, port
 		t.ID = probe.MakeID(t.Product, t.Flow, host, port, t.Protocol, t.Check)
+		t.Fingerprint = pp.fp.Of(&t, raw)
 		pp.res.Targets = append(pp.res.Targets, t)
 	}
 	skipped := map[string]bool{} // port specs already reported for this flow
