@@ -33,7 +33,7 @@ func TestDaemonOverloadRunsEveryTargetLate(t *testing.T) {
 		for range workers {
 			ran[recv(t, g.started)]++
 		}
-		noMore(t, g.started) // the pool is full; the others wait, queued
+		noMore(t, g.started)           // the pool is full; the others wait, queued
 		clock.Advance(2 * time.Second) // the waiting runs are now 2s late at least
 		for range targets - workers {
 			g.release <- struct{}{}
