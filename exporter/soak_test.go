@@ -80,7 +80,7 @@ func TestSoakReloadKeepsTheStateOfTenThousandTargets(t *testing.T) {
 	if testing.Short() {
 		t.Skip("soak test; runs without -short (./test.sh)")
 	}
-	const n, reloadEvery, reloads = 10_000, 5_000, 8
+	const n, reloadEvery, reloads = 10_000, 5_000, 4
 	ca := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(ca, []byte("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -100,7 +100,7 @@ func TestSoakReloadKeepsTheStateOfTenThousandTargets(t *testing.T) {
 			flow := fmt.Sprint("flow-", i%10)
 			tg := probe.Target{ID: probe.MakeID("soak", flow, host, 443, probe.TCP, "tls"), Product: "soak", Flow: flow,
 				Source: "a", Destination: "b", Host: host, Port: 443, Protocol: probe.TCP, Check: "tls",
-				Interval: time.Second, Timeout: 100 * time.Millisecond, Options: &caOptions{pool: func() {}}}
+				Interval: 2 * time.Second, Timeout: 100 * time.Millisecond, Options: &caOptions{pool: func() {}}}
 			tg.Fingerprint = fp.Of(&tg, map[string]any{"ca_file": ca, "server_name": host})
 			ts = append(ts, tg)
 		}
