@@ -307,7 +307,7 @@ func TestSoakRealChecksAndReloads(t *testing.T) {
 	runs := &runCounter{tick: make(chan struct{}, 1)}
 	d := &daemon{log: slog.New(slog.DiscardHandler), load: func() (*planned, error) { return loadSite(cat, cfgFile) }}
 	d.exp = exporter.New(exporter.Options{})
-	d.sched = scheduler.New(scheduler.Config{}, checks.Dispatcher, scheduler.Options{Sink: storeSink{d.exp.Store(), runs.after}})
+	d.sched = scheduler.New(scheduler.Config{}, checks.Dispatcher, scheduler.Options{Sink: storeSink{s: d.exp.Store(), after: runs.after}})
 	p, err := d.prepare()
 	if err != nil {
 		t.Fatal(err)
