@@ -25,6 +25,9 @@ type Trace struct {
 	// it took.
 	BoundSeconds    float64 `json:"bound_seconds"`
 	DurationSeconds float64 `json:"duration_seconds"`
+	// Time is when the trace finished, where a reader needs it (the
+	// daemon's automatic trace); zero otherwise.
+	Time time.Time `json:"time,omitzero"`
 }
 
 // TracePath is the hops of one kind of packet.
