@@ -218,10 +218,9 @@ func traceView(rep *trace.Report, req trace.Request) report.Trace {
 
 // traceFailures traces the path of every failed allow flow among targets
 // (results in the same order), one after another, and returns the traces
-// by target ID in target order.
-func traceFailures(ctx context.Context, targets []probe.Target, results []probe.Result, hopTimeout time.Duration) (map[string]report.Trace, []string) {
+// by target ID.
+func traceFailures(ctx context.Context, targets []probe.Target, results []probe.Result, hopTimeout time.Duration) map[string]report.Trace {
 	traces := map[string]report.Trace{}
-	var order []string
 	tr := &trace.Tracer{}
 	for i, t := range targets {
 		r := results[i]
@@ -229,9 +228,8 @@ func traceFailures(ctx context.Context, targets []probe.Target, results []probe.
 			continue
 		}
 		traces[t.ID] = traceTarget(ctx, tr, t, r, hopTimeout)
-		order = append(order, t.ID)
 	}
-	return traces, order
+	return traces
 }
 
 // traceable reports whether a failed result says anything a trace can

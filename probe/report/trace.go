@@ -96,9 +96,9 @@ func fmtSeconds(s float64) string {
 	return time.Duration(s * float64(time.Second)).Round(time.Millisecond).String()
 }
 
-// WriteTraces writes the traces of failed flows after a check report (text
-// only; the other formats leave them out).
-func WriteTraces(w io.Writer, traces map[string]Trace, order []string) error {
+// writeTraces writes the traces of failed flows after a check report's
+// text.
+func writeTraces(w io.Writer, traces map[string]Trace, order []string) error {
 	if len(order) == 0 {
 		return nil
 	}
