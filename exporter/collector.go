@@ -162,6 +162,8 @@ var (
 	famFailures       = metricFamily{"check_failures_total", "Failed runs (verdict false) of the check since the target was configured, by outcome.", "counter"}
 	famLastRun        = metricFamily{"check_last_run_timestamp_seconds", "Start of the latest run as a Unix timestamp.", "gauge"}
 	famConsecFailures = metricFamily{"check_consecutive_failures", "Failed runs since the last passing one.", "gauge"}
+	famBlockedHop     = metricFamily{"path_blocked_hop", "Hop (TTL) at which the latest automatic path trace of the failed flow stops: the first silent or rejecting hop; 0 when the flow's packet reached the destination. Only for failed targets with a trace.", "gauge"}
+	famLastHop        = metricFamily{"path_last_hop_info", "Always 1: hop_address is the last router that answered the latest automatic path trace of the failed flow with Time Exceeded. Only for failed targets whose trace got such an answer.", "gauge"}
 )
 
 // descSet holds the descriptors for one set of constant labels; a reload
@@ -171,6 +173,7 @@ type descSet struct {
 	constPairs  []*dto.LabelPair // constLabels sorted by name
 
 	success, expectDeny, outcome, duration, phase, runs, failures, lastRun, consecFailures *prometheus.Desc
+	blockedHop, lastHop                                                                    *prometheus.Desc
 	reloadOK, reloadTime, lag, inFlight, targets, shard                                    *prometheus.Desc
 
 	valueHelp map[string]string
@@ -193,6 +196,8 @@ func newDescSet(constLabels prometheus.Labels, valueHelp map[string]string) *des
 		failures:       famFailures.desc(constLabels, "outcome"),
 		lastRun:        famLastRun.desc(constLabels),
 		consecFailures: famConsecFailures.desc(constLabels),
+		blockedHop:     famBlockedHop.desc(constLabels),
+		lastHop:        famLastHop.desc(constLabels, hopLabel),
 		reloadOK:       self("config_last_reload_successful", "1 if the last configuration load or reload succeeded, else 0."),
 		reloadTime:     self("config_last_reload_success_timestamp_seconds", "Time of the last successful configuration load or reload, as a Unix timestamp."),
 		lag:            self("scheduler_lag_seconds", "How late runs started against their planned time, including the wait for a concurrency slot."),
@@ -298,6 +303,20 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	})
+	var hops []row
+	for _, rw := range rows {
+		if rw.e.Trace.Traced() {
+			w.gauge(d.blockedHop, float64(rw.e.Trace.Trace.BlockedHop), rw.labels.pairs)
+		}
+		if lastHop(rw.e) != "" {
+			hops = append(hops, rw)
+		}
+	}
+	sortByHop(hops, func(r row) []string { return r.labels.values }, func(r row) *Entry { return r.e })
+	for _, rw := range hops {
+		pair := &dto.LabelPair{Name: new(hopLabel), Value: new(lastHop(rw.e))}
+		w.gauge(d.lastHop, 1, rw.labels.appendWith(nil, pair, rw.labels.hopAt))
+	}
 	// Values last: should a check report a value under the name of one of
 	// the metrics above, the registry keeps the first family it saw.
 	for _, rw := range rows {

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/report"
 )
 
 // referenceCollector builds the exporter's metrics the straightforward
@@ -63,6 +64,12 @@ func (c referenceCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(d.runs, float64(en.Runs), lv...)
 		gauge(d.lastRun, unixSeconds(r.Start), lv...)
 		gauge(d.consecFailures, float64(en.ConsecutiveFailures), lv...)
+		if en.Trace.Traced() {
+			gauge(d.blockedHop, float64(en.Trace.Trace.BlockedHop), lv...)
+			if hop := en.Trace.Trace.LastHop; hop != "" {
+				gauge(d.lastHop, 1, with(hop)...)
+			}
+		}
 		for _, n := range slices.Sorted(maps.Keys(r.Values)) {
 			if desc := d.value(n); desc != nil {
 				gauge(desc, r.Values[n], lv...)
@@ -223,7 +230,24 @@ func recordRuns(s *Store, ts []probe.Target, rng *rand.Rand) {
 			}
 			s.Record(Record{Target: t, Result: r, Up: consec < 2, ConsecutiveFailures: consec})
 		}
+		if consec >= 2 {
+			s.SetTrace(t, start, variedTrace(rng))
+		}
 	}
+}
+
+// variedTrace returns a trace whose last hop sorts before, between and
+// after the target labels' values, or that has no last hop, or that could
+// not run.
+func variedTrace(rng *rand.Rand) report.Trace {
+	hops := []string{"", "10.0.0.1", "10.0.0.9", "2001:db8::1", "zz", "a\"b"}
+	switch rng.IntN(5) {
+	case 0:
+		return report.TraceError("tcp/389", "192.0.2.10", errors.New("no route"))
+	case 1:
+		return report.Trace{Probe: "tcp/389", Reached: true, Paths: []report.TracePath{{Probe: "tcp/389"}}}
+	}
+	return report.Trace{Probe: "tcp/389", BlockedHop: 1 + rng.IntN(5), LastHop: hops[rng.IntN(len(hops))], Paths: []report.TracePath{{Probe: "tcp/389"}}}
 }
 
 // seriesPerTarget counts the series of targets with results.
@@ -234,6 +258,12 @@ func seriesPerTarget(e *Exporter) int {
 			continue
 		}
 		n += 6 + 2*len(probe.Outcomes())
+		if en.Trace.Traced() {
+			n++
+			if en.Trace.Trace.LastHop != "" {
+				n++
+			}
+		}
 		for _, d := range en.Result.Phases {
 			if d > 0 {
 				n++
@@ -266,6 +296,12 @@ func TestCollectMatchesConstMetrics(t *testing.T) {
 	recordRuns(s, ts[:250], rng) // the rest stay pending
 	const self = 2 + 3           // reload status, in-flight and targets gauges; the lag histogram counts as one
 	assertSameAsReference(t, e, seriesPerTarget(e)+self)
+	text := expositions(t, e)["text"]
+	for _, want := range []string{`flowprobe_path_blocked_hop{`, `hop_address="a\"b"`, `hop_address="2001:db8::1"`} {
+		if !strings.Contains(text, want) {
+			t.Fatalf("no %s in the exposition: the trace families are not exercised", want)
+		}
+	}
 
 	// A reload: other constant labels, a third of the targets gone, one
 	// with new options (it starts over), one with another source label

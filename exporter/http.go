@@ -148,8 +148,14 @@ func (e *Exporter) results() []Result {
 	out := make([]Result, 0, len(snap))
 	for _, en := range snap {
 		if en.HasResult {
-			out = append(out, Result{Result: report.NewResult(en.Target, en.Result), Up: en.Up, ConsecutiveFailures: en.ConsecutiveFailures,
-				History: e.store.History(en.Target.ID)})
+			r := Result{Result: report.NewResult(en.Target, en.Result), Up: en.Up, ConsecutiveFailures: en.ConsecutiveFailures,
+				History: e.store.History(en.Target.ID)}
+			if en.Trace != nil {
+				tr := en.Trace.Trace
+				tr.Time = en.Trace.At
+				r.Trace = &tr
+			}
+			out = append(out, r)
 		}
 	}
 	return out
@@ -259,6 +265,9 @@ type (
 		Hint    string
 		History historyView
 		Info    FlowInfo
+		// Trace is the verdict of the automatic path trace of a failed
+		// flow, TraceAgo when it finished.
+		Trace, TraceAgo string
 	}
 )
 
@@ -292,6 +301,9 @@ func (e *Exporter) statusPage(now time.Time, refresh int, filter statusFilter, i
 			row.Failures = en.ConsecutiveFailures
 			row.Hint = probe.Hint(&t, &r)
 			row.History = newHistoryView(e.store.History(t.ID))
+			if en.Trace != nil && !en.Up {
+				row.Trace, row.TraceAgo = en.Trace.Trace.Verdict, age(now.Sub(en.Trace.At))
+			}
 		}
 		if info != nil {
 			row.Info = info(t.Product, t.Flow)

@@ -48,7 +48,31 @@ var (
 	// a later label.
 	outcomePrefix = labelsBefore("outcome")
 	phasePrefix   = labelsBefore("phase")
+	hopPrefix     = labelsBefore(hopLabel)
 )
+
+// hopLabel names the address label of flowprobe_path_last_hop_info.
+const hopLabel = "hop_address"
+
+// lastHop returns the address of the last answering hop of an entry's
+// trace, "" when it has none.
+func lastHop(en *Entry) string {
+	if !en.Trace.Traced() {
+		return ""
+	}
+	return en.Trace.Trace.LastHop
+}
+
+// sortByHop sorts rows whose series carry a hop_address as the exposition
+// orders them: that label comes between the target labels.
+func sortByHop[R any](rows []R, values func(R) []string, en func(R) *Entry) {
+	k := hopPrefix
+	slices.SortFunc(rows, func(a, b R) int {
+		va, vb := values(a), values(b)
+		return cmp.Or(slices.Compare(va[:k], vb[:k]), strings.Compare(lastHop(en(a)), lastHop(en(b))),
+			slices.Compare(va[k:], vb[k:]), strings.Compare(en(a).Target.ID, en(b).Target.ID))
+	})
+}
 
 func labelPairs(name string, n int, value func(int) string) []*dto.LabelPair {
 	out := make([]*dto.LabelPair, n)
@@ -94,9 +118,9 @@ type targetLabels struct {
 	// pairs are the target's and the constant label pairs, sorted by
 	// name.
 	pairs []*dto.LabelPair
-	// outcomeAt and phaseAt are where the outcome and phase labels go in
-	// pairs.
-	outcomeAt, phaseAt int
+	// outcomeAt, phaseAt and hopAt are where the outcome, phase and
+	// hop_address labels go in pairs.
+	outcomeAt, phaseAt, hopAt int
 }
 
 func newTargetLabels(d *descSet, t *probe.Target) *targetLabels {
@@ -120,7 +144,7 @@ func newTargetLabels(d *descSet, t *probe.Target) *targetLabels {
 		n, _ := slices.BinarySearchFunc(tl.pairs, name, func(p *dto.LabelPair, name string) int { return strings.Compare(p.GetName(), name) })
 		return n
 	}
-	tl.outcomeAt, tl.phaseAt = at("outcome"), at("phase")
+	tl.outcomeAt, tl.phaseAt, tl.hopAt = at("outcome"), at("phase"), at(hopLabel)
 	return tl
 }
 

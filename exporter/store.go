@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/flowprobe/flowprobe/probe"
+	"github.com/flowprobe/flowprobe/probe/report"
 )
 
 // Record is one finished run as the scheduler reports it.
@@ -33,6 +35,9 @@ type Entry struct {
 	// false) by outcome, indexed by probe.Outcome.
 	Runs     uint64
 	Failures []uint64
+	// Trace is the latest path trace of the target while it is failed; nil
+	// when there is none (never traced, or passing again since).
+	Trace *PathTrace
 
 	// labels caches the label pairs of the target's series; it lives and
 	// dies with the entry, which SetTargets replaces when the target
@@ -40,6 +45,17 @@ type Entry struct {
 	labels *labelCache
 	text   *textCache
 }
+
+// PathTrace is a path trace of a failed target and when it finished. It
+// is never modified once stored.
+type PathTrace struct {
+	At    time.Time
+	Trace report.Trace
+}
+
+// Traced reports whether the trace ran: false for a trace that could not
+// (report.TraceError), which has a verdict but no hops.
+func (p *PathTrace) Traced() bool { return p != nil && len(p.Trace.Paths) > 0 }
 
 // Store keeps the latest result of every configured target. The scheduler
 // writes to it after every run; scrapes, the JSON API and the status page
@@ -94,6 +110,9 @@ func (s *Store) Record(r Record) {
 	e.Up = r.Up
 	e.ConsecutiveFailures = r.ConsecutiveFailures
 	e.Runs++
+	if r.Up {
+		e.Trace = nil // the trace explained a failure that is over
+	}
 	s.hist.add(r)
 	if !r.Result.Success && int(r.Result.Outcome) < len(e.Failures) {
 		e.Failures[r.Result.Outcome]++
@@ -101,6 +120,21 @@ func (s *Store) Record(r Record) {
 	if first && !s.ready {
 		s.updateReadyLocked()
 	}
+}
+
+// SetTrace stores the trace of t that finished at at, as the target's one
+// trace. It is dropped, and SetTrace returns false, when t is no longer
+// configured with these settings or is not failed: a trace of a removed,
+// changed or recovered target describes nothing that is there.
+func (s *Store) SetTrace(t probe.Target, at time.Time, tr report.Trace) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.entries[t.ID]
+	if !ok || !e.HasResult || e.Up || !sameTarget(e.Target, t) {
+		return false
+	}
+	e.Trace = &PathTrace{At: at, Trace: tr}
+	return true
 }
 
 func (s *Store) updateReadyLocked() {

@@ -39,9 +39,9 @@ type targetText struct {
 	// sortedLabelNames, for sorting.
 	values []string
 	text   string
-	// outcomeOff and phaseOff are the byte offsets at which the outcome
-	// and phase pairs go; len(text) means at the end.
-	outcomeOff, phaseOff int
+	// outcomeOff, phaseOff and hopOff are the byte offsets at which the
+	// outcome, phase and hop_address pairs go; len(text) means at the end.
+	outcomeOff, phaseOff, hopOff int
 }
 
 var labelValueEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
@@ -64,7 +64,7 @@ func newTargetText(d *descSet, t *probe.Target) *targetText {
 	}
 	offsets = append(offsets, b.Len())
 	tt.text = b.String()
-	tt.outcomeOff, tt.phaseOff = offsets[tl.outcomeAt], offsets[tl.phaseAt]
+	tt.outcomeOff, tt.phaseOff, tt.hopOff = offsets[tl.outcomeAt], offsets[tl.phaseAt], offsets[tl.hopAt]
 	return tt
 }
 
@@ -202,6 +202,25 @@ func (e *Exporter) targetFamilies(d *descSet, rows []textRow, want func(string) 
 				}
 			}
 		})
+	})
+	add(famBlockedHop, func(w *textWriter, name string) {
+		for _, rw := range rows {
+			if rw.e.Trace.Traced() {
+				w.sample(name, rw.tt, "", 0, float64(rw.e.Trace.Trace.BlockedHop))
+			}
+		}
+	})
+	add(famLastHop, func(w *textWriter, name string) {
+		var hops []textRow
+		for _, rw := range rows {
+			if lastHop(rw.e) != "" {
+				hops = append(hops, rw)
+			}
+		}
+		sortByHop(hops, func(r textRow) []string { return r.tt.values }, func(r textRow) *Entry { return r.e })
+		for _, rw := range hops {
+			w.sample(name, rw.tt, hopLabel+`="`+labelValueEscaper.Replace(lastHop(rw.e))+`"`, rw.tt.hopOff, 1)
+		}
 	})
 
 	taken := map[string]bool{}

@@ -60,7 +60,7 @@ func addCheck(c *cli) {
 	cmd.Flag("output.file", "Write the report to this file instead of standard output; an interrupted run writes none and leaves an existing file as it was.").StringVar(&f.outputFile)
 	cmd.Flag("fail-optional", "Let a failing optional flow fail the run too.").BoolVar(&f.failOptional)
 	cmd.Flag("progress", "Live progress on standard error: auto (when it is a terminal), always or never.").Default("auto").EnumVar(&f.progress, "auto", "always", "never")
-	cmd.Flag("trace", "Trace the path of every failed flow and show where it stops (text output).").BoolVar(&f.trace)
+	cmd.Flag("trace", "Trace the path of every failed flow and show where it stops (in every output format).").BoolVar(&f.trace)
 	c.register(cmd, func(ctx context.Context) int { return runCheck(ctx, c, f) })
 }
 
@@ -109,16 +109,12 @@ func runCheck(ctx context.Context, c *cli, f *checkFlags) int {
 	}
 	rep := report.NewCheck(cat, plan, results, f.failOptional)
 	rep.Header = runHeader(cfg)
+	if f.trace {
+		rep.SetTraces(traceFailures(ctx, plan.Targets, results, time.Second))
+	}
 	if err := rep.Write(out, f.output); err != nil {
 		fmt.Fprintf(c.stderr, "flowprobe check: write report: %v\n", err)
 		return exitUsage
-	}
-	if f.trace && f.output == "text" {
-		traces, order := traceFailures(ctx, plan.Targets, results, time.Second)
-		if err := report.WriteTraces(out, traces, order); err != nil {
-			fmt.Fprintf(c.stderr, "flowprobe check: write traces: %v\n", err)
-			return exitUsage
-		}
 	}
 	if file != nil {
 		if err := file.commit(); err != nil {

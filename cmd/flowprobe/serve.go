@@ -25,6 +25,7 @@ import (
 	"github.com/flowprobe/flowprobe/exporter"
 	"github.com/flowprobe/flowprobe/probe"
 	"github.com/flowprobe/flowprobe/probe/catalog"
+	"github.com/flowprobe/flowprobe/probe/report"
 	"github.com/flowprobe/flowprobe/probe/site"
 	"github.com/flowprobe/flowprobe/scheduler"
 )
@@ -40,6 +41,7 @@ type serveOptions struct {
 	web        *web.FlagConfig
 	log        promslog.Config
 	shard      scheduler.Shard
+	autoTrace  autoTraceFlags
 
 	// listening, when set, is called with the bound addresses once HTTP
 	// is served and before any target is scheduled (tests use it).
@@ -50,6 +52,28 @@ type serveOptions struct {
 	recorded func(scheduler.Status)
 	// hup delivers reload requests; nil means SIGHUP.
 	hup <-chan os.Signal
+	// trace, when set, stands in for the trace engine, and traced is
+	// called after an automatic trace was handed to the store (tests).
+	trace  traceFunc
+	traced func(t probe.Target, stored bool)
+}
+
+func (o *serveOptions) tracer() traceFunc {
+	if o.trace != nil {
+		return o.trace
+	}
+	return liveTracer()
+}
+
+func (o *serveOptions) traceStore(s *exporter.Store) func(probe.Target, time.Time, report.Trace) bool {
+	if o.traced == nil {
+		return s.SetTrace
+	}
+	return func(t probe.Target, at time.Time, tr report.Trace) bool {
+		ok := s.SetTrace(t, at, tr)
+		o.traced(t, ok)
+		return ok
+	}
 }
 
 // addServe registers `flowprobe serve`.
@@ -61,6 +85,7 @@ func addServe(c *cli) {
 	cmd.Flag("demo", "Without a config file: start a demo SIOS LifeKeeper site on 127.0.0.2-4 (flowprobe's responders, a closed port, silent peers) and probe it.").BoolVar(&o.demo)
 	cmd.Flag("web.enable-lifecycle", "Allow reloading the configuration with POST /-/reload (SIGHUP always reloads).").BoolVar(&o.lifecycle)
 	addShardFlag(cmd, &o.shard)
+	addAutoTraceFlags(cmd, &o.autoTrace)
 	o.web = kingpinflag.AddFlags(cmd, defaultListenAddress)
 	addLogFlags(cmd, &o.log)
 	c.register(cmd, func(ctx context.Context) int { return serve(ctx, o, c.stderr) })
@@ -73,6 +98,7 @@ type planned struct {
 	sched   scheduler.Config
 	site    string
 	labels  map[string]string
+	trace   site.TraceConfig
 }
 
 // daemon ties the scheduler, the exporter and the configuration together.
@@ -81,6 +107,7 @@ type daemon struct {
 	load  func() (*planned, error)
 	sched *scheduler.Scheduler
 	exp   *exporter.Exporter
+	auto  *autoTracer // nil with --no-trace.auto
 
 	mu sync.Mutex // one reload at a time
 }
@@ -136,7 +163,13 @@ func serve(ctx context.Context, o *serveOptions, stderr io.Writer) int {
 		st := d.sched.Stats()
 		return exporter.SchedulerStats{Targets: st.Targets, InFlight: st.InFlight, LagCount: st.Lag.Count, LagSum: st.Lag.Sum, LagBuckets: st.Lag.Buckets}
 	}})
-	d.sched = scheduler.New(scheduler.Config{}, checks.Dispatcher, scheduler.Options{Sink: storeSink{d.exp.Store(), o.recorded, logger}, Logger: logger})
+	var sink scheduler.Sink = storeSink{d.exp.Store(), o.recorded, logger}
+	if o.autoTrace.enabled {
+		d.auto = newAutoTracer(sink, o.autoTrace, o.tracer(), o.traceStore(d.exp.Store()), time.Now, logger)
+		defer d.auto.Close() // after the scheduler's Close: no Record comes later
+		sink = d.auto
+	}
+	d.sched = scheduler.New(scheduler.Config{}, checks.Dispatcher, scheduler.Options{Sink: sink, Logger: logger})
 	defer d.sched.Close()
 	// A bad configuration stops the start before anything listens.
 	first, err := d.prepare()
@@ -242,6 +275,9 @@ func (d *daemon) prepare() (*planned, error) {
 
 // apply switches the scheduler to a prepared configuration.
 func (d *daemon) apply(p *planned) {
+	if d.auto != nil {
+		d.auto.configure(p.trace)
+	}
 	d.sched.Reconfigure(p.sched)
 	d.sched.Update(p.targets)
 	d.exp.SetReloadStatus(true, time.Now())
@@ -263,7 +299,7 @@ func loadSite(cat *catalog.Catalog, path string) (*planned, error) {
 func fromPlan(cfg *site.Config, res *site.PlanResult) *planned {
 	return &planned{
 		targets: res.Targets, skipped: len(res.Skipped), site: cfg.Site, labels: cfg.Labels,
-		sched: schedulerConfig(cfg.Scheduler),
+		sched: schedulerConfig(cfg.Scheduler), trace: cfg.Trace,
 	}
 }
 

@@ -218,37 +218,46 @@ func traceView(rep *trace.Report, req trace.Request) report.Trace {
 
 // traceFailures traces the path of every failed allow flow among targets
 // (results in the same order), one after another, and returns the traces
-// by target ID in target order.
-func traceFailures(ctx context.Context, targets []probe.Target, results []probe.Result, hopTimeout time.Duration) (map[string]report.Trace, []string) {
+// by target ID.
+func traceFailures(ctx context.Context, targets []probe.Target, results []probe.Result, hopTimeout time.Duration) map[string]report.Trace {
 	traces := map[string]report.Trace{}
-	var order []string
 	tr := &trace.Tracer{}
 	for i, t := range targets {
 		r := results[i]
-		if r.Success || t.Expect == probe.ExpectDeny || r.Outcome == probe.OutcomeDNSError || r.Outcome == probe.OutcomeLocalError {
+		if r.Success || t.Expect == probe.ExpectDeny || !traceable(r) {
 			continue
 		}
-		req := trace.Request{Protocol: t.Protocol, Port: t.Port, HopTimeout: hopTimeout, Compare: true, Payload: udpPayload(t.Check)}
-		if r.Outcome == probe.OutcomeServiceTimeout || r.Outcome == probe.OutcomeProtocolError {
-			req.AfterConnect = r.Outcome.String()
-		}
-		if t.SourceAddress != "" {
-			req.Source, _ = netip.ParseAddr(t.SourceAddress)
-		}
-		dst, err := trace.Resolve(ctx, t.Host, t.IPFamily)
-		if err == nil {
-			req.Destination = dst
-			var rep *trace.Report
-			if rep, err = tr.Run(ctx, req); err == nil {
-				traces[t.ID] = traceView(rep, req)
-			}
-		}
-		if err != nil {
-			traces[t.ID] = report.TraceError(probeNameOf(t), t.Host, err)
-		}
-		order = append(order, t.ID)
+		traces[t.ID] = traceTarget(ctx, tr, t, r, hopTimeout)
 	}
-	return traces, order
+	return traces
+}
+
+// traceable reports whether a failed result says anything a trace can
+// explain: not a name that did not resolve, nor a local problem.
+func traceable(r probe.Result) bool {
+	return r.Outcome != probe.OutcomeDNSError && r.Outcome != probe.OutcomeLocalError
+}
+
+// traceTarget traces the path of target t, whose check ended in r, with
+// the flow's own packet and an ICMP echo comparison. A trace that cannot
+// run is returned as a report.TraceError.
+func traceTarget(ctx context.Context, tr *trace.Tracer, t probe.Target, r probe.Result, hopTimeout time.Duration) report.Trace {
+	req := trace.Request{Protocol: t.Protocol, Port: t.Port, HopTimeout: hopTimeout, Compare: true, Payload: udpPayload(t.Check)}
+	if r.Outcome == probe.OutcomeServiceTimeout || r.Outcome == probe.OutcomeProtocolError {
+		req.AfterConnect = r.Outcome.String()
+	}
+	if t.SourceAddress != "" {
+		req.Source, _ = netip.ParseAddr(t.SourceAddress)
+	}
+	dst, err := trace.Resolve(ctx, t.Host, t.IPFamily)
+	if err == nil {
+		req.Destination = dst
+		var rep *trace.Report
+		if rep, err = tr.Run(ctx, req); err == nil {
+			return traceView(rep, req)
+		}
+	}
+	return report.TraceError(probeNameOf(t), t.Host, err)
 }
 
 func probeNameOf(t probe.Target) string {

@@ -15,6 +15,7 @@ type Check struct {
 	targets      []probe.Target
 	results      []probe.Result
 	skipped      []skip
+	traces       map[string]Trace // by target ID, for --trace
 	titles       map[string]string
 	failOptional bool
 	// Header says where, when and from what the run was made; the
@@ -53,6 +54,22 @@ func NewCheck(cat *catalog, plan *planResult, results []probe.Result, failOption
 	return r
 }
 
+// SetTraces adds the path traces of failed flows, by target ID: every
+// format shows them (text after the summary, JSON in each result's trace,
+// Markdown in a section of its own, JUnit in the failing case's output).
+func (r *Check) SetTraces(traces map[string]Trace) { r.traces = traces }
+
+// traceOrder lists the IDs of the traced targets in report order.
+func (r *Check) traceOrder() []string {
+	var ids []string
+	for _, t := range r.targets {
+		if _, ok := r.traces[t.ID]; ok {
+			ids = append(ids, t.ID)
+		}
+	}
+	return ids
+}
+
 // Failed reports whether the run failed: some flow failed that counts.
 func (r *Check) Failed() bool { return r.failed > 0 }
 
@@ -76,6 +93,9 @@ func (r *Check) WriteJSON(w io.Writer) error {
 	reps := make([]Result, len(r.targets))
 	for i, t := range r.targets {
 		reps[i] = NewResult(t, r.results[i])
+		if tr, ok := r.traces[t.ID]; ok {
+			reps[i].Trace = &tr
+		}
 	}
 	return writeJSON(w, reps)
 }

@@ -190,3 +190,25 @@ func TestCheckHeaderAndUniqueNames(t *testing.T) {
 		}
 	}
 }
+
+// With --trace every format carries the traces of the failed flows.
+func TestCheckWithTracesGolden(t *testing.T) {
+	cat, plan, results := fixture()
+	rep := NewCheck(cat, plan, results, false)
+	rep.SetTraces(map[string]Trace{
+		"b": {Probe: "tcp/778", Destination: "192.0.2.42", Reached: true, Verdict: "SYN-ACK from the destination 192.0.2.42 at hop 2 but the check ended in protocol_error later: the path is open, the service hangs",
+			Paths:        []TracePath{{Probe: "tcp/778", Method: "IP_RECVERR", Hops: []TraceHop{{TTL: 1, Address: "192.0.2.1", Reply: "time-exceeded"}, {TTL: 2, Address: "192.0.2.42", Reply: "syn-ack"}}}},
+			BoundSeconds: 60, DurationSeconds: 0.01},
+		"d": {Probe: "tcp/443", Destination: "2001:db8::1", BlockedHop: 3, LastHop: "2001:db8:0:2::1",
+			Verdict:      "answered up to hop 2 (2001:db8:0:2::1); hop 3 silent for tcp/443: a filter at or after 2001:db8:0:2::1 drops it | `x`",
+			Paths:        []TracePath{{Probe: "tcp/443", Method: "IPV6_RECVERR", Hops: []TraceHop{{TTL: 1, Address: "2001:db8:0:1::1", Reply: "time-exceeded"}, {TTL: 2, Address: "2001:db8:0:2::1", Reply: "time-exceeded"}, {TTL: 3, Reply: "silent"}}}},
+			BoundSeconds: 60, DurationSeconds: 1.5},
+	})
+	for _, format := range []string{"text", "json", "markdown", "junit"} {
+		var b bytes.Buffer
+		if err := rep.Write(&b, format); err != nil {
+			t.Fatal(err)
+		}
+		golden(t, "check-trace-"+format, b.Bytes())
+	}
+}

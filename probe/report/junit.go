@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -69,6 +70,18 @@ func uniqueCaseNames(cases []junitCase) {
 	}
 }
 
+// traceText is the trace of target id as text, "" when there is none.
+func (r *Check) traceText(id string) string {
+	tr, ok := r.traces[id]
+	if !ok {
+		return ""
+	}
+	var b strings.Builder
+	ew := &errWriter{w: &b}
+	writeTraceBody(ew, tr, "")
+	return b.String()
+}
+
 func seconds(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 3, 64) }
 
 // WriteJUnit writes the report as JUnit XML: a test suite per product, a
@@ -112,9 +125,11 @@ func (r *Check) WriteJUnit(w io.Writer) error {
 			tc.SystemOut = msg
 		case r.counts(t):
 			tc.Failure = &junitMessage{Message: msg, Type: res.Outcome.String(), Text: Sanitize(res.Error())}
+			tc.SystemOut = r.traceText(t.ID)
 			s.Failures++
 		default:
 			tc.Skipped = &junitMessage{Message: "optional flow failed: " + msg, Text: Sanitize(res.Error())}
+			tc.SystemOut = r.traceText(t.ID)
 			s.Skipped++
 		}
 		s.Tests++

@@ -2,6 +2,7 @@ package report
 
 import (
 	"io"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -38,6 +39,26 @@ func (r *Check) WriteMarkdown(w io.Writer) error {
 		mw.printf("\n")
 	}
 	mw.printf("**%s**\n", r.Summary())
+	if len(r.traceOrder()) > 0 {
+		mw.printf("\n**Where the failing flows stop**\n\n")
+		mw.printf("| flow | target | blocked at hop | last hop that answered | verdict |\n|---|---|---|---|---|\n")
+		for _, t := range r.targets {
+			tr, ok := r.traces[t.ID]
+			if !ok {
+				continue
+			}
+			hop := "–"
+			if tr.BlockedHop > 0 {
+				hop = strconv.Itoa(tr.BlockedHop)
+			}
+			last := tr.LastHop
+			if last == "" {
+				last = "–"
+			}
+			mw.printf("| %s | %s | %s | %s | %s |\n", mdCell(t.Flow), mdCell(t.Address()), hop,
+				mdCell(Sanitize(last)), mdCell(Sanitize(tr.Verdict)))
+		}
+	}
 	return mw.err
 }
 

@@ -36,6 +36,9 @@ type Result struct {
 	// (probe.Hint): what the outcome means in the phase the run reached,
 	// and what to do; "" for an allowed flow that passed.
 	Hint string `json:"hint"`
+	// Trace is the path trace of a failed flow, when one ran (`check
+	// --trace`, or the daemon's automatic trace).
+	Trace *Trace `json:"trace,omitempty"`
 }
 
 // NewResult combines a target and its result.

@@ -49,7 +49,10 @@ func (r *Check) WriteText(w io.Writer) error {
 		tw.printf("\n")
 	}
 	tw.printf("%s\n", r.Summary())
-	return tw.err
+	if tw.err != nil {
+		return tw.err
+	}
+	return writeTraces(w, r.traces, r.traceOrder())
 }
 
 // writeTable writes a header and rows as aligned columns, "-" for an

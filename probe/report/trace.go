@@ -25,6 +25,9 @@ type Trace struct {
 	// it took.
 	BoundSeconds    float64 `json:"bound_seconds"`
 	DurationSeconds float64 `json:"duration_seconds"`
+	// Time is when the trace finished, where a reader needs it (the
+	// daemon's automatic trace); zero otherwise.
+	Time time.Time `json:"time,omitzero"`
 }
 
 // TracePath is the hops of one kind of packet.
@@ -93,9 +96,9 @@ func fmtSeconds(s float64) string {
 	return time.Duration(s * float64(time.Second)).Round(time.Millisecond).String()
 }
 
-// WriteTraces writes the traces of failed flows after a check report (text
-// only; the other formats leave them out).
-func WriteTraces(w io.Writer, traces map[string]Trace, order []string) error {
+// writeTraces writes the traces of failed flows after a check report's
+// text.
+func writeTraces(w io.Writer, traces map[string]Trace, order []string) error {
 	if len(order) == 0 {
 		return nil
 	}

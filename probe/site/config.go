@@ -81,6 +81,7 @@ type Config struct {
 	Catalogs  []string
 	Defaults  Defaults
 	Scheduler SchedulerConfig
+	Trace     TraceConfig
 	Products  []*ProductConfig
 
 	keys keyPos
@@ -115,6 +116,16 @@ type SchedulerConfig struct {
 	// FailuresBeforeDown is the number of consecutive failures before the
 	// exported verdict flips to failed.
 	FailuresBeforeDown int
+}
+
+// TraceConfig holds the settings of the `trace:` block: the daemon's
+// automatic path trace of a flow that turns failed.
+type TraceConfig struct {
+	// NoAuto turns the automatic trace off (`auto: false`).
+	NoAuto bool
+	// DenyFlows traces expect: deny flows too when they turn failed (they
+	// connected: the trace shows the path that let them through).
+	DenyFlows bool
 }
 
 // ProductConfig is one product of the site.

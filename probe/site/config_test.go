@@ -96,7 +96,7 @@ var wantBad = map[string][]string{
 		"FILE:2: a second YAML document; a config is one document",
 	},
 	"unknown-keys.yml": {
-		"FILE:2: unknown key \"sites\" in the config (known: catalogs, defaults, ip_family, labels, max_targets, products, scheduler, self_addresses, site, source_address)",
+		"FILE:2: unknown key \"sites\" in the config (known: catalogs, defaults, ip_family, labels, max_targets, products, scheduler, self_addresses, site, source_address, trace)",
 		"FILE:4: scheduler: unknown key \"max_inflight\" in scheduler (known: failing_interval, failures_before_down, jitter, max_in_flight, max_in_flight_per_host)",
 		"FILE:11: product demo: role dc: unknown key \"password\" in a role (known: check, hosts, interval, options, ports, ranges, responder, timeout)",
 		"FILE:13: product demo: role dc: options.ldap must be a mapping of ldap check options",
@@ -221,6 +221,9 @@ func TestParseConfigGood(t *testing.T) {
 	if cfg.Scheduler != want {
 		t.Errorf("scheduler %+v, want %+v", cfg.Scheduler, want)
 	}
+	if cfg.Trace != (TraceConfig{NoAuto: true, DenyFlows: true}) {
+		t.Errorf("trace %+v", cfg.Trace)
+	}
 	if cfg.Defaults.Interval != time.Minute || cfg.Defaults.Timeout != 10*time.Second {
 		t.Errorf("defaults %+v", cfg.Defaults.Settings)
 	}
@@ -236,6 +239,9 @@ func TestParseConfigGood(t *testing.T) {
 	want = SchedulerConfig{MaxInFlight: DefaultMaxInFlight, MaxInFlightPerHost: DefaultMaxInFlightPerHost, FailuresBeforeDown: DefaultFailuresBeforeDown}
 	if minimal.Scheduler != want {
 		t.Errorf("default scheduler %+v, want %+v", minimal.Scheduler, want)
+	}
+	if minimal.Trace != (TraceConfig{}) {
+		t.Errorf("default trace %+v: want the automatic trace on, deny flows left out", minimal.Trace)
 	}
 }
 

@@ -288,6 +288,19 @@ func (p *parser) config(n *yaml.Node, c *Config) {
 				c.keys["scheduler."+k] = v
 			}
 		},
+		"trace": func(v *yaml.Node) {
+			ctx := []string{"trace"}
+			keys := keyPos{}
+			auto := true
+			p.fields(v, ctx, "trace", keys, map[string]func(*yaml.Node){
+				"auto":       func(v *yaml.Node) { p.boolean(v, ctx, "auto", &auto) },
+				"deny_flows": func(v *yaml.Node) { p.boolean(v, ctx, "deny_flows", &c.Trace.DenyFlows) },
+			})
+			c.Trace.NoAuto = !auto
+			for k, v := range keys {
+				c.keys["trace."+k] = v
+			}
+		},
 		"products": func(v *yaml.Node) {
 			if isNull(v) {
 				return

@@ -163,6 +163,7 @@ func TestSchemaMatchesParser(t *testing.T) {
 		{"zzz: 1", []string{"properties"}},
 		{"defaults: {zzz: 1}", []string{"properties", "defaults", "properties"}},
 		{"scheduler: {zzz: 1}", []string{"properties", "scheduler", "properties"}},
+		{"trace: {zzz: 1}", []string{"properties", "trace", "properties"}},
 		{"products: [{name: p, zzz: 1}]", []string{"$defs", "product", "properties"}},
 		{"products: [{name: p, roles: {r: {zzz: 1}}}]", []string{"$defs", "role", "properties"}},
 		{"products: [{name: p, roles: {r: {hosts: [{host: h, zzz: 1}]}}}]", []string{"$defs", "role", "properties", "hosts", "items", "oneOf", "1", "properties"}},
