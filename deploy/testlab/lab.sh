@@ -30,6 +30,11 @@ PACKAGES=(
 	iproute2 iptables procps iputils-ping openssl socat
 	nginx chrony dnsmasq-base bind9-dnsutils slapd ldap-utils snmpd snmp
 	tgt libiscsi-bin openssh-server prometheus
+	# File, mail and remote-desktop servers for banner, smb, rdp, vnc, rmi;
+	# rpcbind, nmbd, minissdpd and the KDC for the UDP kinds.
+	vsftpd exim4-daemon-light samba samba-common-bin smbclient xrdp
+	tigervnc-standalone-server default-jre-headless rpcbind minissdpd
+	krb5-kdc krb5-admin-server krb5-user
 	# Beyond the servers: the image build, the status page in a browser, rpm
 	# to read the built rpm.
 	make buildah chromium fonts-dejavu-core systemd rpm
