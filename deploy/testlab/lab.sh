@@ -127,6 +127,12 @@ start_bg() {
 	echo $! >"$pidfile"
 }
 
+# "${OWN_TMPFS[@]}" DIR CMD...: run CMD with an empty tmpfs of its own on
+# DIR (in a mount namespace of its own), for daemons that keep lock, socket
+# or pid files at fixed paths there: they leave nothing on the host and do
+# not collide with a daemon of the host.
+OWN_TMPFS=(unshare --mount --propagation private sh -c 'mount -t tmpfs -o mode=755 lab-run "$0" && exec "$@"')
+
 # wait_for NAME LOG CMD...: retry CMD until it succeeds, for at most
 # WAIT_SECONDS; fail naming the service and its log.
 wait_for() {
@@ -207,6 +213,34 @@ iscsi_ok() {
 ssh_ok() { timeout 2 bash -c "exec 3<>/dev/tcp/$LAB4/22 && head -c 8 <&3" 2>/dev/null | grep -q '^SSH-2.0-'; }
 
 echo_ok() { [ "$(printf 'lab\n' | timeout 2 socat -T1 - "UDP:$LAB4:7007")" = lab ]; }
+
+wsman_ok() {
+	timeout 2 bash -c "exec 3<>/dev/tcp/$LAB4/5985 && printf 'GET /wsman HTTP/1.0\r\n\r\n' >&3 && head -c 12 <&3" 2>/dev/null |
+		grep -q '^HTTP/1.1 405'
+}
+
+# greeting_ok PORT: an FTP or SMTP server sends its 220 greeting.
+greeting_ok() { timeout 2 bash -c "exec 3<>/dev/tcp/$LAB4/$1 && head -n1 <&3" 2>/dev/null | grep -q '^220 '; }
+
+smb_ok() { timeout 5 smbclient -N -L "//$LAB4" -s "$STATE/samba/smb.conf" -m SMB3 2>&1 | grep -q '^[[:space:]]*lab[[:space:]]*Disk'; }
+
+nmb_ok() { timeout 3 nmblookup -s "$STATE/samba/smb.conf" -U "$LAB4" LAB 2>/dev/null | grep -q "^$LAB4 LAB<00>"; }
+
+# rdp_ok: an X.224 Connection Request with an RDP Negotiation Request (TLS)
+# gets a Connection Confirm (TPKT version 3, then X.224 code 0xd0).
+rdp_ok() {
+	timeout 2 bash -c "exec 3<>/dev/tcp/$LAB4/3389 &&
+		printf '\x03\x00\x00\x13\x0e\xe0\x00\x00\x00\x00\x00\x01\x00\x08\x00\x01\x00\x00\x00' >&3 &&
+		head -c 6 <&3" 2>/dev/null | od -An -tx1 | tr -d ' \n' | grep -q '^0300......d0'
+}
+
+rfb_ok() { timeout 2 bash -c "exec 3<>/dev/tcp/$LAB4/5900 && head -c 12 <&3" 2>/dev/null | grep -q '^RFB 003\.'; }
+
+# jrmp_ok: JRMI, version 2, StreamProtocol gets a ProtocolAck (0x4e).
+jrmp_ok() {
+	[ "$(timeout 3 bash -c "exec 3<>/dev/tcp/$LAB4/1099 && printf 'JRMI\x00\x02K' >&3 && head -c 1 <&3" 2>/dev/null |
+		od -An -tx1 | tr -d ' \n')" = 4e ]
+}
 
 ping_ok() { ping -c1 -W1 -q "$LAB4" && ping -6 -c1 -W1 -q "$LAB6" && ip netns exec "$CNS" ping -c1 -W1 -q "$LAB4"; }
 
@@ -292,6 +326,7 @@ nginx_up() {
 	mkdir -p "$d/tmp"
 	render nginx.conf "$d/nginx.conf"
 	render locations.conf "$d/locations.conf"
+	render wsman.conf "$d/wsman.conf"
 	start nginx nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log"
 }
 
@@ -363,6 +398,61 @@ sshd_up() {
 	start sshd /usr/sbin/sshd -f "$d/sshd_config" -E "$d/sshd.log"
 }
 
+vsftpd_up() {
+	local d=$STATE/vsftpd
+	mkdir -p "$d/empty"
+	chmod 555 "$d/empty"
+	: >"$d/user_list"
+	render vsftpd.conf "$d/vsftpd.conf" LAB4="$LAB4"
+	start_bg vsftpd "$d/vsftpd.pid" vsftpd "$d/vsftpd.conf"
+}
+
+# exim_up: Debian's own exim configuration, listening on the lab address only.
+exim_up() {
+	local d=$STATE/exim
+	mkdir -p "$d"
+	start_bg exim "$d/exim.pid" exim4 -bdf -oX "$LAB4.25" -oP "$d/exim-daemon.pid"
+}
+
+# samba_up: smbd (445, 139) and nmbd (udp 137), both in the foreground.
+samba_up() {
+	local d=$STATE/samba
+	mkdir -p "$d/lock" "$d/state" "$d/cache" "$d/private" "$d/ncalrpc" "$d/bind-dns" "$d/share"
+	chmod 700 "$d/private"
+	render smb.conf "$d/smb.conf" LAB4="$LAB4"
+	start_bg smbd "$d/smbd-fg.pid" smbd --foreground --no-process-group -s "$d/smb.conf"
+	start_bg nmbd "$d/nmbd-fg.pid" nmbd --foreground --no-process-group -s "$d/smb.conf"
+}
+
+xrdp_up() {
+	local d=$STATE/xrdp
+	mkdir -p "$d"
+	render xrdp.ini "$d/xrdp.ini" LAB4="$LAB4"
+	# xrdp keeps its pid file in /run/xrdp, the package's own directory.
+	mkdir -p /run/xrdp
+	start_bg xrdp "$d/xrdp-fg.pid" "${OWN_TMPFS[@]}" /run/xrdp xrdp --nodaemon --config "$d/xrdp.ini"
+}
+
+# vnc_up: TigerVNC's Xvnc on display :59 (X11 only through the abstract
+# socket in the lab), RFB on 5900 without authentication. Xvnc counts every
+# connection that hangs up before the security handshake (each vnc check,
+# each readiness probe) as a failed attempt and, after 5 from one host,
+# answers "RFB 003.003" and "Too many security failures" for a while: the
+# lab lifts that limit so tests do not depend on one another's timing.
+vnc_up() {
+	local d=$STATE/vnc
+	mkdir -p "$d"
+	start_bg xvnc "$d/xvnc.pid" Xvnc ":$VNC_DISPLAY" -rfbport 5900 -interface "$LAB4" -SecurityTypes None \
+		-BlacklistThreshold 1000000 -desktop "flowprobe lab" -geometry 640x480 -depth 16 -nolisten tcp -nolisten unix -auth /dev/null
+}
+
+rmi_up() {
+	local d=$STATE/rmi
+	mkdir -p "$d"
+	start_bg rmiregistry "$d/rmiregistry.pid" rmiregistry -J-Xmx32m -J-XX:+UseSerialGC -J-XX:TieredStopAtLevel=1 \
+		"-J-Djava.rmi.server.hostname=$LAB4" 1099
+}
+
 peers_up() {
 	local d=$STATE/peers go
 	mkdir -p "$d"
@@ -376,7 +466,8 @@ cmd_up() {
 	need_root up
 	local b
 	for b in ip iptables ip6tables nginx chronyd dnsmasq dig slapd slapadd ldapwhoami snmpd snmpget \
-		tgtd tgtadm iscsi-ls /usr/sbin/sshd openssl socat ping; do
+		tgtd tgtadm iscsi-ls /usr/sbin/sshd openssl socat ping vsftpd exim4 smbd nmbd smbclient nmblookup \
+		xrdp Xvnc rmiregistry; do
 		command -v "$b" >/dev/null 2>&1 || die "$b is missing: run lab.sh install first"
 	done
 	cmd_down quiet
@@ -396,10 +487,17 @@ cmd_up() {
 	sshd_up
 	tgt_up
 	peers_up
+	vsftpd_up
+	exim_up
+	samba_up
+	xrdp_up
+	vnc_up
+	rmi_up
 
 	wait_for "ping (host to $LAB4 and $LAB6, $CNS to $LAB4)" - ping_ok
 	wait_for "nginx :80" "$STATE/nginx/error.log" http_ok "$LAB4" 80
-	for p in 443 8443 9443 10443 11443; do
+	wait_for "nginx :5985 (WinRM stand-in)" "$STATE/nginx/error.log" wsman_ok
+	for p in 443 8443 9443 10443 11443 5986; do
 		wait_for "nginx :$p" "$STATE/nginx/error.log" tls_ok "$p"
 	done
 	wait_for "chrony :123 (synchronised, stratum 8)" "$STATE/chrony-sync/chronyd.log" ntp_reply 123 2408
@@ -411,6 +509,13 @@ cmd_up() {
 	wait_for "tgtd :3260" "$STATE/logs/tgtd.log" iscsi_ok
 	wait_for "udp echo :7007" "$STATE/logs/peers.log" echo_ok
 	wait_for "silent tcp :7008" "$STATE/logs/peers.log" tcp_open "$LAB4" 7008
+	wait_for "vsftpd :21" "$STATE/vsftpd/vsftpd.log" greeting_ok 21
+	wait_for "exim :25" "$STATE/logs/exim.log" greeting_ok 25
+	wait_for "smbd :445" "$STATE/samba/smbd.log" smb_ok
+	wait_for "nmbd :137" "$STATE/samba/nmbd.log" nmb_ok
+	wait_for "xrdp :3389" "$STATE/logs/xrdp.log" rdp_ok
+	wait_for "Xvnc :5900" "$STATE/logs/xvnc.log" rfb_ok
+	wait_for "rmiregistry :1099" "$STATE/logs/rmiregistry.log" jrmp_ok
 	touch "$STATE/up"
 	say "lab up: state in $STATE"
 }
@@ -525,6 +630,7 @@ cmd_status() {
 	inns ip6tables -S INPUT
 }
 
+VNC_DISPLAY=59 # Xvnc's X display; its RFB port is 5900 all the same
 TGT_CONTROL=4260 # tgtd's control socket /var/run/tgtd/socket.N, away from a host tgtd's 0
 
 case "${1:-}" in

@@ -68,6 +68,20 @@ const (
 	DNSMissing     = "missing.example.org"    // NXDOMAIN
 )
 
+// File, mail, remote-desktop and RMI servers (IPv4 only, on ServerAddr).
+const (
+	FTPPort         = 21   // vsftpd: "220 flowprobe lab FTP"; nobody can log in
+	SMTPPort        = 25   // exim4 (Debian's configuration): "220 … ESMTP Exim …"
+	SMBPort         = 445  // smbd: SMB 2.0.2 to 3.1.1, signing enabled, not required; share "lab"
+	NetBIOSSessPort = 139  // smbd behind a NetBIOS session (any called name)
+	RDPPort         = 3389 // xrdp: X.224 with TLS (the lab certificate) or standard RDP security
+	VNCPort         = 5900 // TigerVNC Xvnc: RFB 3.8, security type None
+	RMIPort         = 1099 // rmiregistry (Debian's default JRE)
+	WinRMPort       = 5985 // nginx standing in for WinRM: /wsman answers 405, any other path 404
+	WinRMSPort      = 5986 // the same over TLS with the lab certificate
+	FTPBanner       = "220 flowprobe lab FTP"
+)
+
 // HTTPSClientAuth is nginx with the valid certificate that also requires a
 // client certificate from the lab CA (File("client.pem"), File("client-key.pem")).
 const HTTPSClientAuth = 11443
