@@ -242,6 +242,21 @@ jrmp_ok() {
 		od -An -tx1 | tr -d ' \n')" = 4e ]
 }
 
+rpc_ok() { rpcinfo -u "$LAB4" portmapper 2 && rpcinfo -t "$LAB4" portmapper 2; }
+
+# ssdp_ok: a unicast M-SEARCH for the lab's device type is answered.
+ssdp_ok() {
+	printf 'M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: "ssdp:discover"\r\nMX: 1\r\nST: %s\r\n\r\n' "$SSDP_ST" |
+		timeout 3 socat -T2 - "UDP:$LAB4:1900" 2>/dev/null | grep -q '^HTTP/1.1 200 OK'
+}
+
+# kdc_ok: the KDC answers an AS-REQ for a principal it does not know.
+kdc_ok() {
+	local out
+	out=$(KRB5_CONFIG=$STATE/krb5/krb5.conf KRB5CCNAME=MEMORY: timeout 3 kinit "nobody@$REALM" </dev/null 2>&1)
+	grep -q 'not found in Kerberos database' <<<"$out"
+}
+
 ping_ok() { ping -c1 -W1 -q "$LAB4" && ping -6 -c1 -W1 -q "$LAB6" && ip netns exec "$CNS" ping -c1 -W1 -q "$LAB4"; }
 
 find_go() {
@@ -319,6 +334,8 @@ secrets_up() {
 	secret snmp-auth.pw 16
 	secret snmp-priv.pw 16
 	secret iscsi-chap.secret 14 # initiators want 12 to 16 characters
+	secret krb5-master.pw 24
+	secret krb5-user.pw 16
 }
 
 nginx_up() {
@@ -453,6 +470,44 @@ rmi_up() {
 		"-J-Djava.rmi.server.hostname=$LAB4" 1099
 }
 
+rpcbind_up() {
+	mkdir -p "$STATE/rpcbind"
+	# -h: answer UDP on the lab address (and loopback) only. rpcbind keeps
+	# its lock, socket and state in /run itself, and reads nothing of ours.
+	start_bg rpcbind "$STATE/rpcbind/rpcbind.pid" "${OWN_TMPFS[@]}" /run rpcbind -f -h "$LAB4"
+}
+
+# ssdp_up: minissdpd on the lab's link, announcing one device; it answers an
+# M-SEARCH only for what was announced through its socket.
+ssdp_up() {
+	local d=$STATE/ssdp
+	mkdir -p "$d"
+	start_bg minissdpd "$d/minissdpd-fg.pid" minissdpd -d -i "$LAB_IF" -s "$d/minissdpd.sock" -p "$d/minissdpd.pid"
+}
+
+# ssdp_announce: tell minissdpd about the lab's device (request type 4:
+# type, USN, server, location, each length-prefixed).
+ssdp_announce() {
+	lp() { printf "\\$(printf %03o ${#1})%s" "$1"; } # lengths stay under 128
+	{ printf '\004'; lp "$SSDP_ST"; lp "$SSDP_USN"; lp "flowprobe-lab/1 UPnP/1.1"; lp "http://$LAB4/ssdp.xml"; } |
+		timeout 2 socat - "UNIX-CONNECT:$STATE/ssdp/minissdpd.sock"
+}
+
+# kdc_up: a realm of its own, made fresh, with one user principal.
+kdc_up() {
+	local d=$STATE/krb5
+	mkdir -p "$d"
+	render krb5.conf "$d/krb5.conf" LAB4="$LAB4" REALM="$REALM"
+	render kdc.conf "$d/kdc.conf" LAB4="$LAB4" REALM="$REALM"
+	: >"$d/kadm5.acl"
+	local krb=(env "KRB5_CONFIG=$d/krb5.conf" "KRB5_KDC_PROFILE=$d/kdc.conf")
+	{
+		"${krb[@]}" kdb5_util create -s -r "$REALM" -P "$(cat "$STATE/krb5-master.pw")" &&
+			"${krb[@]}" kadmin.local -r "$REALM" -q "addprinc -pw $(cat "$STATE/krb5-user.pw") alice"
+	} >>"$STATE/logs/krb5kdc.log" 2>&1 || die "creating the Kerberos realm failed (log: $STATE/logs/krb5kdc.log)"
+	start_bg krb5kdc "$d/krb5kdc-fg.pid" "${krb[@]}" krb5kdc -n -r "$REALM"
+}
+
 peers_up() {
 	local d=$STATE/peers go
 	mkdir -p "$d"
@@ -467,7 +522,7 @@ cmd_up() {
 	local b
 	for b in ip iptables ip6tables nginx chronyd dnsmasq dig slapd slapadd ldapwhoami snmpd snmpget \
 		tgtd tgtadm iscsi-ls /usr/sbin/sshd openssl socat ping vsftpd exim4 smbd nmbd smbclient nmblookup \
-		xrdp Xvnc rmiregistry; do
+		xrdp Xvnc rmiregistry rpcbind rpcinfo minissdpd krb5kdc kdb5_util kadmin.local kinit; do
 		command -v "$b" >/dev/null 2>&1 || die "$b is missing: run lab.sh install first"
 	done
 	cmd_down quiet
@@ -493,6 +548,9 @@ cmd_up() {
 	xrdp_up
 	vnc_up
 	rmi_up
+	rpcbind_up
+	ssdp_up
+	kdc_up
 
 	wait_for "ping (host to $LAB4 and $LAB6, $CNS to $LAB4)" - ping_ok
 	wait_for "nginx :80" "$STATE/nginx/error.log" http_ok "$LAB4" 80
@@ -516,6 +574,10 @@ cmd_up() {
 	wait_for "xrdp :3389" "$STATE/logs/xrdp.log" rdp_ok
 	wait_for "Xvnc :5900" "$STATE/logs/xvnc.log" rfb_ok
 	wait_for "rmiregistry :1099" "$STATE/logs/rmiregistry.log" jrmp_ok
+	wait_for "rpcbind :111" "$STATE/logs/rpcbind.log" rpc_ok
+	wait_for "minissdpd socket" "$STATE/logs/minissdpd.log" ssdp_announce
+	wait_for "minissdpd :1900" "$STATE/logs/minissdpd.log" ssdp_ok
+	wait_for "krb5kdc :88" "$STATE/krb5/kdc.log" kdc_ok
 	touch "$STATE/up"
 	say "lab up: state in $STATE"
 }
@@ -630,7 +692,10 @@ cmd_status() {
 	inns ip6tables -S INPUT
 }
 
+REALM=LAB.EXAMPLE.ORG
 VNC_DISPLAY=59 # Xvnc's X display; its RFB port is 5900 all the same
+SSDP_ST=urn:schemas-upnp-org:device:flowprobe-lab:1
+SSDP_USN=uuid:00000000-0000-4000-8000-00000000f10b::$SSDP_ST
 TGT_CONTROL=4260 # tgtd's control socket /var/run/tgtd/socket.N, away from a host tgtd's 0
 
 case "${1:-}" in

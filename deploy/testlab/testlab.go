@@ -82,6 +82,18 @@ const (
 	FTPBanner       = "220 flowprobe lab FTP"
 )
 
+// Servers for the UDP kinds (IPv4 only, on ServerAddr).
+const (
+	RPCBindPort      = 111 // rpcbind, udp and tcp: portmapper versions 2 to 4
+	NetBIOSNamePort  = 137 // nmbd, udp: the name LAB<00>/<20> in workgroup FPLAB
+	NetBIOSName      = "LAB"
+	SSDPPort         = 1900 // minissdpd, udp: answers an M-SEARCH for SSDPSearchTarget (or ssdp:all)
+	SSDPSearchTarget = "urn:schemas-upnp-org:device:flowprobe-lab:1"
+	KerberosPort     = 88 // MIT krb5kdc, udp and tcp
+	KerberosRealm    = "LAB.EXAMPLE.ORG"
+	KerberosUser     = "alice" // password in File("krb5-user.pw")
+)
+
 // HTTPSClientAuth is nginx with the valid certificate that also requires a
 // client certificate from the lab CA (File("client.pem"), File("client-key.pem")).
 const HTTPSClientAuth = 11443
