@@ -12,18 +12,11 @@ import (
 	"github.com/flowprobe/flowprobe/probe"
 )
 
-// labHinted runs the check a catalog flow with app hint app gets, with the
-// options the hint implies plus extra, against the lab server's port.
+// labHinted runs the check a catalog tcp flow with app hint app gets (see
+// labBound in lab_udpkinds_test.go).
 func labHinted(t *testing.T, app string, port int, extra map[string]any) probe.Result {
 	t.Helper()
-	kind, opts := Binder{}.KindFor(app, probe.TCP)
-	if opts == nil {
-		opts = map[string]any{}
-	}
-	for k, v := range extra {
-		opts[k] = v
-	}
-	return labApp(t, kind, port, opts, 5*time.Second)
+	return labBound(t, app, probe.TCP, port, extra, 5*time.Second)
 }
 
 // TestLabBanner greets vsftpd and exim as catalog ftp and smtp flows do.
@@ -200,9 +193,7 @@ func TestLabRemoteFirewall(t *testing.T) {
 		} {
 			t.Run(fmt.Sprintf("%s %d/%s", k.app, k.port, fw.action), func(t *testing.T) {
 				testlab.Firewall(t, "tcp", k.port, fw.action)
-				kind, opts := Binder{}.KindFor(k.app, probe.TCP)
-				r := labApp(t, kind, k.port, opts, time.Second)
-				labWant(t, r, fw.want)
+				labWant(t, labBound(t, k.app, probe.TCP, k.port, nil, time.Second), fw.want)
 			})
 		}
 	}
