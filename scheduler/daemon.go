@@ -167,9 +167,9 @@ func (s *Scheduler) dispatch() {
 			s.readyLocked(heap.Pop(&d.queue).(*entry), set)
 		}
 		armed := len(d.queue) > 0
-		var wait time.Duration
+		var next time.Time
 		if armed {
-			wait = d.queue[0].planned.Sub(now)
+			next = d.queue[0].planned
 		}
 		s.mu.Unlock()
 
@@ -179,9 +179,9 @@ func (s *Scheduler) dispatch() {
 				timer.Stop()
 			}
 		case timer == nil:
-			timer = s.clock.NewTimer(wait)
+			timer = s.clock.NewTimer(next)
 		default:
-			timer.Reset(wait)
+			timer.ResetAt(next)
 		}
 		var fired <-chan time.Time
 		if timer != nil {

@@ -34,12 +34,12 @@ func (c *fakeClock) Now() time.Time {
 	return c.now
 }
 
-func (c *fakeClock) NewTimer(d time.Duration) Timer {
+func (c *fakeClock) NewTimer(at time.Time) Timer {
 	t := &fakeTimer{c: c, ch: make(chan time.Time, 1)}
 	c.mu.Lock()
 	c.timers = append(c.timers, t)
 	c.mu.Unlock()
-	t.Reset(d)
+	t.ResetAt(at)
 	return t
 }
 
@@ -50,7 +50,7 @@ func (c *fakeClock) notifyLocked() {
 
 func (t *fakeTimer) C() <-chan time.Time { return t.ch }
 
-func (t *fakeTimer) Reset(d time.Duration) {
+func (t *fakeTimer) ResetAt(at time.Time) {
 	c := t.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -58,9 +58,9 @@ func (t *fakeTimer) Reset(d time.Duration) {
 	case <-t.ch:
 	default:
 	}
-	t.when = c.now.Add(d)
+	t.when = at
 	t.active = true
-	if d <= 0 {
+	if !at.After(c.now) {
 		t.active = false
 		t.ch <- c.now
 	}
