@@ -226,9 +226,10 @@ func TestRunOncePerHostCapAndOrder(t *testing.T) {
 	for range 3 {
 		started[recv(t, g.started)] = true
 	}
-	recv(t, waiting)
-	recv(t, waiting)
+	// Three workers at most (two for a, one for b): none of them waits on
+	// a host gate, and a3 and a4 wait for a worker.
 	noMore(t, g.started)
+	noMore(t, waiting)
 	if !started["b1"] || len(started) != 3 {
 		t.Fatalf("started %v, want two of host a and b1", started)
 	}

@@ -73,11 +73,7 @@ func (r *Check) Write(w io.Writer, format string) error {
 
 // WriteJSON writes the list of results, one per target (see Result).
 func (r *Check) WriteJSON(w io.Writer) error {
-	reps := make([]Result, len(r.targets))
-	for i, t := range r.targets {
-		reps[i] = NewResult(t, r.results[i])
-	}
-	return writeJSON(w, reps)
+	return writeJSONList(w, len(r.targets), func(i int) any { return NewResult(r.targets[i], r.results[i]) })
 }
 
 // counts reports whether a failure of t fails the run: required and
