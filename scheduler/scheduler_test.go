@@ -537,3 +537,31 @@ func TestDaemonPerHostCapRunsEveryDueTargetLate(t *testing.T) {
 		t.Errorf("lag count %d sum %vs, want 4 runs, two of them 3s late", st.Lag.Count, st.Lag.Sum)
 	}
 }
+
+func TestRunOnceWorkersNoMoreThanTheCapsAdmit(t *testing.T) {
+	for _, c := range []struct {
+		targets, maxInFlight, perHost int
+		hosts                         []int
+		want                          int
+	}{
+		{10000, 256, 4, []int{10000}, 4},    // one host: its cap
+		{10, 256, 4, []int{4, 3, 2, 1}, 10}, // every target at once
+		{300, 256, 4, make300(), 256},       // the global cap
+		{64, 0, 0, []int{64}, 64},           // no caps
+		{5, 0, 2, []int{4, 1}, 3},           // per-host cap only
+		{10000, 8, 0, []int{5000, 5000}, 8}, // global cap only
+	} {
+		if got := runOnceWorkers(c.targets, c.hosts, c.maxInFlight, c.perHost); got != c.want {
+			t.Errorf("runOnceWorkers(%d, %v, %d, %d) = %d, want %d", c.targets, c.hosts, c.maxInFlight, c.perHost, got, c.want)
+		}
+	}
+}
+
+// make300 is 300 hosts of one target each.
+func make300() []int {
+	h := make([]int, 300)
+	for i := range h {
+		h[i] = 1
+	}
+	return h
+}
