@@ -105,9 +105,11 @@ func familyName(f string) string {
 }
 
 // dialer returns a net.Dialer bound to the target's source address (any
-// local port).
+// local port). TCP keep-alive stays off: a check's connection lives for
+// one timeout at most, far below the first keep-alive probe, and turning
+// it on costs four setsockopt calls per connect.
 func dialer(t *probe.Target, network string) (*net.Dialer, error) {
-	d := &net.Dialer{}
+	d := &net.Dialer{KeepAlive: -1}
 	if t.SourceAddress == "" {
 		return d, nil
 	}

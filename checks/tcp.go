@@ -57,14 +57,21 @@ func (o *ExchangeOptions) Validate() error {
 // runTCP connects; then, as configured, exchanges the responder token or
 // sends a string and matches the answer.
 func runTCP(ctx context.Context, t probe.Target, o *TCPOptions, r *probe.Result) error {
+	if !o.Responder && o.Send == "" && o.expect == nil {
+		// Connect only: nothing blocks on the connection after the
+		// dial, so it needs no watcher on ctx.
+		conn, err := dial(ctx, &t, "tcp", r)
+		if err != nil {
+			return err
+		}
+		_ = conn.Close() // connected is the answer, whatever the close says
+		return nil
+	}
 	conn, done, err := connect(ctx, &t, "tcp", 0, r)
 	if err != nil {
 		return err
 	}
 	defer done()
-	if !o.Responder && o.Send == "" && o.expect == nil {
-		return nil
-	}
 
 	start := time.Now()
 	switch {

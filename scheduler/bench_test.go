@@ -95,13 +95,18 @@ func BenchmarkConnectFloor(b *testing.B) {
 }
 
 // BenchmarkRunOnceTCPConnect runs 1,000 real TCP connects to a loopback
-// listener through RunOnce.
+// listener through RunOnce; the last case is `flowprobe check`'s default
+// caps on one host (256 in flight, 4 per host).
 func BenchmarkRunOnceTCPConnect(b *testing.B) {
-	for _, inFlight := range []int{1, 4, 64} {
-		b.Run(fmt.Sprintf("max_in_flight=%d", inFlight), func(b *testing.B) {
+	for _, c := range []Config{{MaxInFlight: 1}, {MaxInFlight: 4}, {MaxInFlight: 64}, {MaxInFlight: 256, MaxInFlightPerHost: 4}} {
+		name := fmt.Sprintf("max_in_flight=%d", c.MaxInFlight)
+		if c.MaxInFlightPerHost > 0 {
+			name += fmt.Sprintf(",per_host=%d", c.MaxInFlightPerHost)
+		}
+		b.Run(name, func(b *testing.B) {
 			dial := loopbackDial(b)
 			ts := benchTargets(1000, 1, time.Minute)
-			s := New(Config{MaxInFlight: inFlight}, dial, Options{})
+			s := New(c, dial, Options{})
 			cpu0 := cpuTime()
 			for b.Loop() {
 				for _, r := range s.RunOnce(context.Background(), ts, nil) {

@@ -27,11 +27,8 @@ func (s *Scheduler) RunOnce(ctx context.Context, targets []probe.Target, progres
 		return results
 	}
 	set := s.settings.Load()
-	order := interleaveHosts(targets)
-	workers := len(targets)
-	if m := set.cfg.MaxInFlight; m > 0 && m < workers {
-		workers = m
-	}
+	order, hostCounts := interleaveHosts(targets)
+	workers := runOnceWorkers(len(targets), hostCounts, set.cfg.MaxInFlight, set.cfg.MaxInFlightPerHost)
 	var (
 		next       atomic.Int64
 		progressMu sync.Mutex
@@ -88,10 +85,30 @@ func notRun(err error) probe.Result {
 	return probe.Result{Outcome: probe.OutcomeTimeout, Err: fmt.Errorf("check not started: %w", err)}
 }
 
+// runOnceWorkers is how many workers RunOnce starts: no more than the
+// checks that may run at once, under the global cap and, per host, under
+// the per-host cap (hostCounts holds the targets of each host). More
+// workers would only wait on the host gates and take turns handing slots
+// to each other, which costs a goroutine wakeup per check.
+func runOnceWorkers(targets int, hostCounts []int, maxInFlight, perHost int) int {
+	workers := targets
+	if perHost > 0 {
+		workers = 0
+		for _, n := range hostCounts {
+			workers += min(n, perHost)
+		}
+	}
+	if maxInFlight > 0 && maxInFlight < workers {
+		workers = maxInFlight
+	}
+	return workers
+}
+
 // interleaveHosts returns the indices of targets ordered round-robin over
 // their hosts (hosts in order of first appearance), so that a per-host cap
-// on one busy host does not hold up the checks of the others.
-func interleaveHosts(targets []probe.Target) []int {
+// on one busy host does not hold up the checks of the others, and the
+// number of targets of each host.
+func interleaveHosts(targets []probe.Target) (order, hostCounts []int) {
 	byHost := map[string]int{} // host -> index into groups
 	var groups [][]int
 	for i, t := range targets {
@@ -103,7 +120,7 @@ func interleaveHosts(targets []probe.Target) []int {
 		}
 		groups[g] = append(groups[g], i)
 	}
-	order := make([]int, 0, len(targets))
+	order = make([]int, 0, len(targets))
 	for round := 0; len(order) < len(targets); round++ {
 		for _, g := range groups {
 			if round < len(g) {
@@ -111,5 +128,9 @@ func interleaveHosts(targets []probe.Target) []int {
 			}
 		}
 	}
-	return order
+	hostCounts = make([]int, len(groups))
+	for i, g := range groups {
+		hostCounts[i] = len(g)
+	}
+	return order, hostCounts
 }

@@ -30,9 +30,10 @@ func TestRunOncePerHostCapAndOrder(t *testing.T) {
 	for range 3 {
 		started[recv(t, g.started)] = true
 	}
-	recv(t, waiting)
-	recv(t, waiting)
+	// Three workers at most (two for a, one for b): none of them waits on
+	// a host gate, and a3 and a4 wait for a worker.
 	noMore(t, g.started)
+	noMore(t, waiting)
 	if !started["b1"] || len(started) != 3 {
 		t.Fatalf("started %v, want two of host a and b1", started)
 	}
@@ -105,4 +106,32 @@ func TestRunOnceCancelledReportsNotRun(t *testing.T) {
 			t.Errorf("result %+v, want an interrupted run", r)
 		}
 	}
+}
+
+func TestRunOnceWorkersNoMoreThanTheCapsAdmit(t *testing.T) {
+	for _, c := range []struct {
+		targets, maxInFlight, perHost int
+		hosts                         []int
+		want                          int
+	}{
+		{10000, 256, 4, []int{10000}, 4},    // one host: its cap
+		{10, 256, 4, []int{4, 3, 2, 1}, 10}, // every target at once
+		{300, 256, 4, make300(), 256},       // the global cap
+		{64, 0, 0, []int{64}, 64},           // no caps
+		{5, 0, 2, []int{4, 1}, 3},           // per-host cap only
+		{10000, 8, 0, []int{5000, 5000}, 8}, // global cap only
+	} {
+		if got := runOnceWorkers(c.targets, c.hosts, c.maxInFlight, c.perHost); got != c.want {
+			t.Errorf("runOnceWorkers(%d, %v, %d, %d) = %d, want %d", c.targets, c.hosts, c.maxInFlight, c.perHost, got, c.want)
+		}
+	}
+}
+
+// make300 is 300 hosts of one target each.
+func make300() []int {
+	h := make([]int, 300)
+	for i := range h {
+		h[i] = 1
+	}
+	return h
 }

@@ -23,7 +23,8 @@ if [ "${BENCH_TINY:-}" = 1 ]; then
     "${ONESHOT:=200}" "${SCALE_INTERVAL:=2s}"
 fi
 : "${N:=1000}" "${SCALE:=10000 50000 200000}" "${DURATION:=20s}" "${RUNS:=3}" "${RATE:=1000}" \
-  "${ONESHOT:=10000}" "${SCALE_INTERVAL:=30s}" "${CONCURRENCY:=4}" "${CLOUDPROBER:=}"
+  "${ONESHOT:=10000}" "${SCALE_INTERVAL:=30s}" "${CONCURRENCY:=4}" "${CLOUDPROBER:=}" \
+  "${SCALE_GOMEMLIMIT=180MiB}"
 
 BLACKBOX=${BLACKBOX:-/usr/bin/prometheus-blackbox-exporter}
 if [ ! -x "$BLACKBOX" ]; then
@@ -51,4 +52,5 @@ ulimit -n 1048576 2>/dev/null || ulimit -n 65536 2>/dev/null || true
 exec unshare -n -- bash -c 'ip link set lo up && exec "$@"' bench \
   .build/bench run -dir "$dir" -n "$N" -runs "$RUNS" -rate "$RATE" -duration "$DURATION" \
   -oneshot "$ONESHOT" -concurrency "$CONCURRENCY" -scale "$SCALE" -scale-interval "$SCALE_INTERVAL" \
+  -scale-gomemlimit "$SCALE_GOMEMLIMIT" \
   -flowprobe .build/flowprobe -blackbox "$BLACKBOX" -cloudprober "$CLOUDPROBER"

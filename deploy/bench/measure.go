@@ -250,7 +250,7 @@ func (b *bench) scaleRuns(rep *report, probers []prober) error {
 		for run := range o.runs {
 			for _, p := range probers {
 				w := workload{tcp: cycle(b.ports.TCP, size), interval: iv, timeout: timeoutFor(iv),
-					concurrency: o.concurrency, maxTime: time.Hour}
+					concurrency: o.concurrency, maxTime: time.Hour, memLimit: o.scaleMemLimit}
 				r, err := b.launch(p, w, fmt.Sprintf("scale-%d-%d-%s", size, run, slug(p.name)))
 				if err != nil {
 					return err

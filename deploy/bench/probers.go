@@ -28,6 +28,9 @@ type workload struct {
 	count       int // connections the loops make at most
 	concurrency int
 	maxTime     time.Duration
+	// memLimit, when set, is the GOMEMLIMIT flowprobe serve runs with, as
+	// docs/deploy.md tells operators of tens of thousands of targets.
+	memLimit string
 }
 
 func (w workload) targets() int { return len(w.tcp) + len(w.tls) }
@@ -101,6 +104,11 @@ func flowprobeProber(bin string) prober {
 			return nil, nil, "", err
 		}
 		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		if w.memLimit != "" {
+			// env execs in place: the measured process is flowprobe.
+			return []string{"/usr/bin/env", "GOMEMLIMIT=" + w.memLimit, bin, "serve", "--config.file=" + cfg, "--web.listen-address=" + addr, "--log.level=error"},
+				nil, "http://" + addr + "/metrics", nil
+		}
 		return []string{bin, "serve", "--config.file=" + cfg, "--web.listen-address=" + addr, "--log.level=error"},
 			nil, "http://" + addr + "/metrics", nil
 	}}

@@ -24,6 +24,7 @@ type options struct {
 	duration, scaleInterval       time.Duration
 	scale                         []int
 	flowprobe, blackbox, cloudp   string
+	scaleMemLimit                 string
 	dir                           string
 }
 
@@ -42,6 +43,7 @@ func runBench(args []string) error {
 	fs.StringVar(&o.flowprobe, "flowprobe", ".build/flowprobe", "flowprobe binary")
 	fs.StringVar(&o.blackbox, "blackbox", "/usr/bin/prometheus-blackbox-exporter", "blackbox_exporter binary")
 	fs.StringVar(&o.cloudp, "cloudprober", "", "Cloudprober binary (none: not compared)")
+	fs.StringVar(&o.scaleMemLimit, "scale-gomemlimit", "", "GOMEMLIMIT of flowprobe serve in the scale runs (none: unset)")
 	fs.StringVar(&o.dir, "dir", "", "work directory (configs, logs)")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -90,14 +90,13 @@ func (r *Check) Write(w io.Writer, format string) error {
 
 // WriteJSON writes the list of results, one per target (see Result).
 func (r *Check) WriteJSON(w io.Writer) error {
-	reps := make([]Result, len(r.targets))
-	for i, t := range r.targets {
-		reps[i] = NewResult(t, r.results[i])
-		if tr, ok := r.traces[t.ID]; ok {
-			reps[i].Trace = &tr
+	return writeJSONList(w, len(r.targets), func(i int) any {
+		rep := NewResult(r.targets[i], r.results[i])
+		if tr, ok := r.traces[r.targets[i].ID]; ok {
+			rep.Trace = &tr
 		}
-	}
-	return writeJSON(w, reps)
+		return rep
+	})
 }
 
 // counts reports whether a failure of t fails the run: required and

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bufio"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -83,6 +84,32 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// writeJSONList writes the n elements elem returns as one indented JSON
+// array, byte for byte what writeJSON writes for the slice of them, one
+// element at a time: a report of tens of thousands of results is never
+// held, encoded and re-indented as one buffer.
+func writeJSONList(w io.Writer, n int, elem func(i int) any) error {
+	if n == 0 {
+		_, err := io.WriteString(w, "[]\n")
+		return err
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	bw.WriteString("[\n")
+	for i := range n {
+		b, err := json.MarshalIndent(elem(i), "  ", "  ")
+		if err != nil {
+			return err
+		}
+		bw.WriteString("  ")
+		bw.Write(b)
+		if i < n-1 {
+			bw.WriteString(",\n")
+		}
+	}
+	bw.WriteString("\n]\n")
+	return bw.Flush()
 }
 
 // writeCSV writes a header and rows as CSV.
