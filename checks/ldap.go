@@ -111,7 +111,7 @@ func (o *LDAPOptions) Validate() error {
 		o.password = pw
 		if (o.Mode == "" || o.Mode == ldapPlain) && !o.AllowPlaintextBind {
 			errs = append(errs, errors.New("bind_dn over plain LDAP sends the password in clear text: set mode: ldaps or starttls "+
-				"(an empty mode is plain LDAP except on port 636), or allow_plaintext_bind: true"))
+				"(options are read before the port is known, so an empty mode counts as plain even for port 636), or allow_plaintext_bind: true"))
 		}
 	}
 	if o.RootDSE && o.BaseDN != "" {
