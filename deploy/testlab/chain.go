@@ -130,6 +130,21 @@ func (c *Chain) In(t testing.TB, i int, name string, args ...string) {
 // for the same arguments) and deletes them when the test ends.
 func (c *Chain) Rule(t testing.TB, i int, args, v6args []string) {
 	t.Helper()
+	nsRule(t, c.NS[i], args, v6args)
+}
+
+// Block makes firewall B apply action to forwarded packets for
+// proto/port, for IPv4 and IPv6.
+func (c *Chain) Block(t testing.TB, proto string, port int, action Action) {
+	t.Helper()
+	v4, v6 := blockRule(t, "FORWARD", proto, port, action)
+	c.Rule(t, ChainFirewallB, v4, v6)
+}
+
+// nsRule adds an iptables and an ip6tables rule in namespace ns (as
+// Chain.Rule) and deletes them when the test ends.
+func nsRule(t testing.TB, ns string, args, v6args []string) {
+	t.Helper()
 	if v6args == nil {
 		v6args = args
 	}
@@ -137,29 +152,29 @@ func (c *Chain) Rule(t testing.TB, i int, args, v6args []string) {
 		cmd  string
 		args []string
 	}{{"iptables", args}, {"ip6tables", v6args}} {
-		c.In(t, i, r.cmd, append([]string{"-w", "-A"}, r.args...)...)
-		t.Cleanup(func() { c.In(t, i, r.cmd, append([]string{"-w", "-D"}, r.args...)...) })
+		mustRun(t, "ip", append([]string{"netns", "exec", ns, r.cmd, "-w", "-A"}, r.args...)...)
+		t.Cleanup(func() { mustRun(t, "ip", append([]string{"netns", "exec", ns, r.cmd, "-w", "-D"}, r.args...)...) })
 	}
 }
 
-// Block makes firewall B apply action to forwarded packets for
-// proto/port, for IPv4 and IPv6.
-func (c *Chain) Block(t testing.TB, proto string, port int, action Action) {
+// blockRule is the iptables and ip6tables rule (without -A) that applies
+// action to packets for proto/port in chain.
+func blockRule(t testing.TB, chain, proto string, port int, action Action) (v4, v6 []string) {
 	t.Helper()
-	match := []string{"FORWARD", "-p", proto, "--dport", strconv.Itoa(port), "-j"}
-	v4, v6 := append(match[:len(match):len(match)], "DROP"), append(match[:len(match):len(match)], "DROP")
+	match := []string{chain, "-p", proto, "--dport", strconv.Itoa(port), "-j"}
+	with := func(target ...string) []string { return append(match[:len(match):len(match)], target...) }
 	switch action {
 	case Drop:
+		return with("DROP"), with("DROP")
 	case RejectTCPReset:
-		v4 = append(match[:len(match):len(match)], "REJECT", "--reject-with", "tcp-reset")
-		v6 = v4
+		return with("REJECT", "--reject-with", "tcp-reset"), with("REJECT", "--reject-with", "tcp-reset")
+	case RejectPortUnreach:
+		return with("REJECT", "--reject-with", "icmp-port-unreachable"), with("REJECT", "--reject-with", "icmp6-port-unreachable")
 	case RejectAdminProhib:
-		v4 = append(match[:len(match):len(match)], "REJECT", "--reject-with", "icmp-admin-prohibited")
-		v6 = append(match[:len(match):len(match)], "REJECT", "--reject-with", "icmp6-adm-prohibited")
-	default:
-		t.Fatalf("chain: action %q not supported", action)
+		return with("REJECT", "--reject-with", "icmp-admin-prohibited"), with("REJECT", "--reject-with", "icmp6-adm-prohibited")
 	}
-	c.Rule(t, ChainFirewallB, v4, v6)
+	t.Fatalf("testlab: firewall action %q not supported", action)
+	return nil, nil
 }
 
 // BlackHole lowers the MTU of the link between router C and the server to
@@ -184,27 +199,34 @@ func (c *Chain) BlackHole(t testing.TB, mtu int, tell bool) {
 // stays there afterwards (a listener keeps serving from it).
 func (c *Chain) Do(t testing.TB, i int, fn func()) {
 	t.Helper()
+	inNamespace(t, c.NS[i], fn)
+}
+
+// inNamespace runs fn with the calling goroutine's thread inside the named
+// network namespace, as Chain.Do.
+func inNamespace(t testing.TB, ns string, fn func()) {
+	t.Helper()
 	runtime.LockOSThread()
 	orig, err := os.Open("/proc/thread-self/ns/net")
 	if err != nil {
 		runtime.UnlockOSThread()
-		t.Fatalf("chain: %v", err)
+		t.Fatalf("testlab: %v", err)
 	}
 	defer orig.Close()
-	target, err := os.Open("/var/run/netns/" + c.NS[i])
+	target, err := os.Open("/var/run/netns/" + ns)
 	if err != nil {
 		runtime.UnlockOSThread()
-		t.Fatalf("chain: %v", err)
+		t.Fatalf("testlab: %v", err)
 	}
 	defer target.Close()
 	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
 		runtime.UnlockOSThread()
-		t.Fatalf("chain: setns %s: %v", c.NS[i], err)
+		t.Fatalf("testlab: setns %s: %v", ns, err)
 	}
 	defer func() {
 		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
 			// Leave the thread locked: the runtime ends it with the goroutine.
-			t.Errorf("chain: back to the original namespace: %v", err)
+			t.Errorf("testlab: back to the original namespace: %v", err)
 			return
 		}
 		runtime.UnlockOSThread()

@@ -35,6 +35,9 @@ PACKAGES=(
 	vsftpd exim4-daemon-light samba samba-common-bin smbclient xrdp
 	tigervnc-standalone-server default-jre-headless rpcbind minissdpd
 	krb5-kdc krb5-admin-server krb5-user
+	# The Active Directory DC the Go tests provision themselves (testlab.NewADDC);
+	# samba-ad-provision (the schema) is only recommended, so it is named.
+	samba-ad-dc samba-ad-provision
 	# Beyond the servers: the image build, the status page in a browser, rpm
 	# to read the built rpm.
 	make buildah chromium fonts-dejavu-core systemd rpm
