@@ -63,9 +63,9 @@ const (
 // issued for ADHost and both addresses by a CA of the test's own (CAFile).
 // Nothing is written outside Dir.
 type ADDC struct {
-	ClientNS, NS string
-	// Dir holds the provisioned domain, the configs, the logs and the secrets.
-	Dir string
+	// Pair: Dir holds the provisioned domain, the configs, the logs and
+	// the secrets.
+	Pair
 	// PasswordFile holds the Administrator password; CAFile the CA of the
 	// DC's certificate.
 	PasswordFile, CAFile string
@@ -85,48 +85,14 @@ func NewADDC(t testing.TB) *ADDC {
 			t.Fatalf("addc: %s is missing: run deploy/testlab/lab.sh install first", b)
 		}
 	}
-	id := make([]byte, 4)
-	_, _ = rand.Read(id)
-	name := "fpad-" + hex.EncodeToString(id)
-	dc := &ADDC{ClientNS: name + "-c", NS: name + "-dc"}
-	// A short path: Samba's unix sockets live under it.
-	dir, err := os.MkdirTemp("", name+"-")
-	if err != nil {
+	dc := &ADDC{Pair: newPair(t, "fpad", "dc",
+		[]string{ADClientAddr + "/24", ADClientAddr6 + "/64"}, []string{ADAddr + "/24", ADAddr6 + "/64"})}
+	if err := os.Mkdir(filepath.Join(dc.Dir, "run"), 0o755); err != nil {
 		t.Fatalf("addc: %v", err)
-	}
-	dc.Dir = dir
-	if err := os.Mkdir(filepath.Join(dir, "run"), 0o755); err != nil {
-		t.Fatalf("addc: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := os.RemoveAll(dir); err != nil {
-			t.Errorf("addc: %v", err)
-		}
-	})
-	for _, ns := range []string{dc.ClientNS, dc.NS} {
-		mustRun(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() {
-			if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
-				t.Errorf("ip netns del %s: %v\n%s", ns, err, out)
-			}
-		})
-		mustRun(t, "ip", "-n", ns, "link", "set", "lo", "up")
-		// Every REJECT answers with its ICMP error, however many tests ask.
-		for _, s := range []string{"net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0"} {
-			mustRun(t, "ip", "netns", "exec", ns, "sysctl", "-qw", s)
-		}
-	}
-	mustRun(t, "ip", "link", "add", "c0", "netns", dc.ClientNS, "type", "veth", "peer", "name", "eth0", "netns", dc.NS)
-	for _, l := range []struct{ ns, dev, a4, a6 string }{
-		{dc.ClientNS, "c0", ADClientAddr, ADClientAddr6}, {dc.NS, "eth0", ADAddr, ADAddr6},
-	} {
-		mustRun(t, "ip", "-n", l.ns, "addr", "add", l.a4+"/24", "dev", l.dev)
-		mustRun(t, "ip", "-n", l.ns, "addr", "add", l.a6+"/64", "dev", l.dev, "nodad")
-		mustRun(t, "ip", "-n", l.ns, "link", "set", l.dev, "up")
 	}
 	dc.provision(t)
 	start := time.Now()
-	dc.spawn(t, "samba", "samba", "-i", "-M", "single", "-d", "1", "-s", filepath.Join(dir, "etc", "smb.conf"))
+	dc.spawn(t, "samba", "samba", "-i", "-M", "single", "-d", "1", "-s", filepath.Join(dc.Dir, "etc", "smb.conf"))
 	dc.spawn(t, "chronyd", "chronyd", "-d", "-x", "-u", "root", "-f", dc.writeChrony(t))
 	dc.waitReady(t)
 	dc.Start = time.Since(start)
@@ -249,21 +215,27 @@ func (dc *ADDC) writeChrony(t testing.TB) string {
 	return p
 }
 
-// spawn starts a daemon in the DC's namespace in a session of its own,
-// logging to Dir/<name>.out; the test's end stops its process group.
+// spawn starts a daemon in the DC's namespace (see spawnIn).
 func (dc *ADDC) spawn(t testing.TB, name string, argv ...string) {
 	t.Helper()
-	logPath := filepath.Join(dc.Dir, name+".out")
+	dc.procs = append(dc.procs, spawnIn(t, dc.NS, dc.Dir, name, argv...))
+}
+
+// spawnIn starts a daemon in namespace ns in a session of its own,
+// logging to dir/<name>.out; the test's end stops its process group.
+func spawnIn(t testing.TB, ns, dir, name string, argv ...string) adProc {
+	t.Helper()
+	logPath := filepath.Join(dir, name+".out")
 	log, err := os.Create(logPath)
 	if err != nil {
-		t.Fatalf("addc: %v", err)
+		t.Fatalf("testlab: %v", err)
 	}
-	cmd := exec.Command("ip", append([]string{"netns", "exec", dc.NS}, argv...)...)
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		log.Close()
-		t.Fatalf("addc: start %s: %v", name, err)
+		t.Fatalf("testlab: start %s: %v", name, err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait(); log.Close() }()
@@ -273,12 +245,12 @@ func (dc *ADDC) spawn(t testing.TB, name string, argv ...string) {
 		select {
 		case <-done:
 		case <-time.After(adStopTimeout):
-			t.Errorf("addc: %s did not stop within %s after SIGTERM", name, adStopTimeout)
+			t.Errorf("testlab: %s did not stop within %s after SIGTERM", name, adStopTimeout)
 		}
 		// Children that outlive the leader go too.
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	})
-	dc.procs = append(dc.procs, adProc{name: name, log: logPath, done: done})
+	return adProc{name: name, log: logPath, done: done}
 }
 
 type adProc struct {
@@ -349,14 +321,14 @@ func adAnswers() error {
 	}
 	ntp := make([]byte, 48)
 	ntp[0] = 0x23 // NTPv4 client request: LI 0, version 4, mode 3
-	if _, err := udpAnswer(ctx, "123", ntp); err != nil {
+	if _, err := udpAnswer(ctx, ADAddr, "123", ntp); err != nil {
 		return fmt.Errorf("ntp: %w", err)
 	}
 	// A NetBIOS node status query for "*" (RFC 1002 §4.2.17): the DC has
 	// registered its names once they are in the table.
 	nbstat := append([]byte{0x46, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x20, 'C', 'K'},
 		append(bytes.Repeat([]byte("A"), 30), 0, 0, 0x21, 0, 1)...)
-	b, err = udpAnswer(ctx, "137", nbstat)
+	b, err = udpAnswer(ctx, ADAddr, "137", nbstat)
 	if err != nil {
 		return fmt.Errorf("netbios-ns: %w", err)
 	}
@@ -368,10 +340,10 @@ func adAnswers() error {
 	return nil
 }
 
-// udpAnswer sends one datagram to the DC's port and returns the answer.
-func udpAnswer(ctx context.Context, port string, req []byte) ([]byte, error) {
+// udpAnswer sends one datagram to host's port and returns the answer.
+func udpAnswer(ctx context.Context, host, port string, req []byte) ([]byte, error) {
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "udp", net.JoinHostPort(ADAddr, port))
+	c, err := d.DialContext(ctx, "udp", net.JoinHostPort(host, port))
 	if err != nil {
 		return nil, err
 	}
@@ -383,21 +355,6 @@ func udpAnswer(ctx context.Context, port string, req []byte) ([]byte, error) {
 	b := make([]byte, 1500)
 	n, err := c.Read(b)
 	return b[:n], err
-}
-
-// Block applies action to packets for proto/port arriving at the DC, for
-// IPv4 and IPv6, until the test ends.
-func (dc *ADDC) Block(t testing.TB, proto string, port int, action Action) {
-	t.Helper()
-	v4, v6 := blockRule(t, "INPUT", proto, port, action)
-	nsRule(t, dc.NS, v4, v6)
-}
-
-// Do runs fn with the calling goroutine's thread inside the client
-// namespace (see Chain.Do).
-func (dc *ADDC) Do(t testing.TB, fn func()) {
-	t.Helper()
-	inNamespace(t, dc.ClientNS, fn)
 }
 
 // Command is a command run inside the client namespace.

@@ -35,6 +35,8 @@ PACKAGES=(
 	vsftpd exim4-daemon-light samba samba-common-bin smbclient xrdp
 	tigervnc-standalone-server default-jre-headless rpcbind minissdpd
 	krb5-kdc krb5-admin-server krb5-user
+	# The BMC simulator the Go tests start themselves (testlab.NewIPMISim).
+	openipmi
 	# The Active Directory DC the Go tests provision themselves (testlab.NewADDC);
 	# samba-ad-provision (the schema) is only recommended, so it is named.
 	samba-ad-dc samba-ad-provision
