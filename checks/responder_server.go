@@ -321,6 +321,8 @@ func (r *Responder) report(proto probe.Protocol, port int, remote net.Addr, hell
 	r.cfg.OnProbe(ResponderProbe{Time: time.Now(), Protocol: proto, Port: port, Remote: addrPortOf(remote), Hello: hello})
 }
 
+// serveUDP is serveTCP's loop for datagrams; the error handling of the two
+// loops has the same shape on purpose (an accept and a read fail alike).
 func (r *Responder) serveUDP(c *net.UDPConn, pk udpReplier) {
 	port := c.LocalAddr().(*net.UDPAddr).Port
 	buf := make([]byte, 2048)

@@ -89,6 +89,9 @@ func mapTo6(a netip.Addr) netip.Addr {
 	return a
 }
 
+// pktinfo4 is pktinfo6 for an IPv4 socket. The two read methods have the
+// same shape on purpose: x/net's ipv4 and ipv6 packages share no type for
+// a packet conn or its control message.
 type pktinfo4 struct {
 	c *net.UDPConn
 	p *ipv4.PacketConn

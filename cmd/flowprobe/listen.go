@@ -54,6 +54,40 @@ type listenPort struct {
 	flows []string
 }
 
+// portSet gathers the ports to open, each once with every flow that uses
+// it, in the order they were first seen.
+type portSet struct {
+	ports []listenPort
+	at    map[string]int // "proto/port" → index in ports
+}
+
+func (s *portSet) add(proto probe.Protocol, port int, flow string) {
+	if s.at == nil {
+		s.at = map[string]int{}
+	}
+	k := fmt.Sprintf("%s/%d", proto, port)
+	i, ok := s.at[k]
+	if !ok {
+		i = len(s.ports)
+		s.at[k] = i
+		s.ports = append(s.ports, listenPort{proto: proto, port: port})
+	}
+	if !slices.Contains(s.ports[i].flows, flow) {
+		s.ports[i].flows = append(s.ports[i].flows, flow)
+	}
+}
+
+// sorted returns the ports by protocol, then number.
+func (s *portSet) sorted() []listenPort {
+	slices.SortFunc(s.ports, func(a, b listenPort) int {
+		if a.proto != b.proto {
+			return strings.Compare(string(a.proto), string(b.proto))
+		}
+		return a.port - b.port
+	})
+	return s.ports
+}
+
 // parsePortOverrides reads --port FLOW=PORT flags.
 func parsePortOverrides(args []string) (map[string]int, error) {
 	over := map[string]int{}
@@ -90,7 +124,7 @@ func inboundPorts(p *probe.Product, role string, only []string, over map[string]
 			return nil, nil, fmt.Errorf("--port: product %s has no flow %q towards role %s", p.Name, id, role)
 		}
 	}
-	at := map[string]int{}
+	var set portSet
 	for _, fl := range p.Flows {
 		if fl.Destination != role || (len(only) > 0 && !slices.Contains(only, fl.ID)) {
 			continue
@@ -111,25 +145,10 @@ func inboundPorts(p *probe.Product, role string, only []string, over map[string]
 			if ps.IsRange() {
 				notes = append(notes, fmt.Sprintf("flow %s: range %s, opening its first port %d", fl.ID, ps, ps.Low))
 			}
-			k := fmt.Sprintf("%s/%d", fl.Protocol, ps.Low)
-			i, ok := at[k]
-			if !ok {
-				i = len(ports)
-				at[k] = i
-				ports = append(ports, listenPort{proto: fl.Protocol, port: ps.Low})
-			}
-			if !slices.Contains(ports[i].flows, fl.ID) {
-				ports[i].flows = append(ports[i].flows, fl.ID)
-			}
+			set.add(fl.Protocol, ps.Low, fl.ID)
 		}
 	}
-	slices.SortFunc(ports, func(a, b listenPort) int {
-		if a.proto != b.proto {
-			return strings.Compare(string(a.proto), string(b.proto))
-		}
-		return a.port - b.port
-	})
-	return ports, notes, nil
+	return set.sorted(), notes, nil
 }
 
 func runListen(ctx context.Context, c *cli, f *listenFlags) int {

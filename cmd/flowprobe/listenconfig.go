@@ -57,7 +57,7 @@ func configPorts(cat *catalog.Catalog, path, role string) (ports []listenPort, n
 // targetPorts returns the TCP and UDP ports of the targets to role (when
 // given) or to a host in mine, each with the flows that use it.
 func targetPorts(targets []probe.Target, role string, mine map[string]bool) (ports []listenPort, notes []string) {
-	at := map[string]int{}
+	var set portSet
 	for _, t := range targets {
 		if role != "" && t.Destination != role || role == "" && !mine[strings.ToLower(t.Host)] {
 			continue
@@ -66,22 +66,7 @@ func targetPorts(targets []probe.Target, role string, mine map[string]bool) (por
 			notes = append(notes, fmt.Sprintf("flow %s: %s needs no listener (the kernel answers echo requests)", t.Flow, t.Protocol))
 			continue
 		}
-		k := fmt.Sprintf("%s/%d", t.Protocol, t.Port)
-		i, ok := at[k]
-		if !ok {
-			i = len(ports)
-			at[k] = i
-			ports = append(ports, listenPort{proto: t.Protocol, port: t.Port})
-		}
-		if !slices.Contains(ports[i].flows, t.Flow) {
-			ports[i].flows = append(ports[i].flows, t.Flow)
-		}
+		set.add(t.Protocol, t.Port, t.Flow)
 	}
-	slices.SortFunc(ports, func(a, b listenPort) int {
-		if a.proto != b.proto {
-			return strings.Compare(string(a.proto), string(b.proto))
-		}
-		return a.port - b.port
-	})
-	return ports, notes
+	return set.sorted(), notes
 }
