@@ -22,7 +22,7 @@ LDFLAGS := -s -w \
 	-X $(VERSION_PKG).BuildUser=$(BUILD_USER) \
 	-X $(VERSION_PKG).BuildDate=$(BUILD_DATE)
 
-.PHONY: all build test bench cross static image image-context packages deb rpm clean
+.PHONY: all build test bench cross static image image-context packages deb rpm dashboard clean
 
 # Packages are written here; the packager is deploy/package (its own Go
 # module, so nfpm stays out of the daemon's go.mod).
@@ -75,6 +75,11 @@ packages: deb rpm
 deb rpm: static
 	cd deploy/package && $(GO) run . --format $@ --version $(VERSION) --arch $(ARCH) \
 		--binary $(abspath .build/$(OS)-$(ARCH)/flowprobe) --out $(abspath $(PKG_DIR))
+
+## dashboard: write deploy/grafana/flowprobe.json from deploy/grafana/gen (its own Go
+## module, on the Grafana Foundation SDK; a test in deploy/ checks the file is current)
+dashboard:
+	cd deploy/grafana/gen && $(GO) run . -o ../flowprobe.json
 
 clean:
 	rm -rf .build flowprobe

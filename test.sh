@@ -15,6 +15,8 @@ go vet ./...
 go vet -tags lab ./...
 # The deb/rpm builder is a module of its own (nfpm stays out of go.mod).
 (cd deploy/package && go vet ./...)
+# So is the Grafana dashboard's generator (the Grafana Foundation SDK).
+(cd deploy/grafana/gen && go vet ./...)
 
 step "helm (built once into .build/, for the chart tests)"
 deploy/helm/helm.sh version --short
