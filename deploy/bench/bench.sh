@@ -5,7 +5,7 @@
 # interface is loopback. Prints a markdown table on standard output.
 #
 #   N=1000 RATE=1000 DURATION=20s RUNS=3 SCALE="10000 50000 200000" deploy/bench/bench.sh
-#   BENCH_TINY=1 deploy/bench/bench.sh     # N=20, SCALE=200, DURATION=5s, RUNS=1: proves it works
+#   BENCH_TINY=1 deploy/bench/bench.sh     # N=20, SCALE=200, DURATION=3s, RUNS=1: proves it works
 #
 # Needs root (for the namespace); installs prometheus-blackbox-exporter with
 # apt-get when it is missing. Configs and logs stay in $BENCH_DIR (a temporary
@@ -19,7 +19,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 if [ "${BENCH_TINY:-}" = 1 ]; then
-  : "${N:=20}" "${SCALE:=200}" "${DURATION:=5s}" "${RUNS:=1}" "${RATE:=200}" \
+  : "${N:=20}" "${SCALE:=200}" "${DURATION:=3s}" "${RUNS:=1}" "${RATE:=200}" \
     "${ONESHOT:=200}" "${SCALE_INTERVAL:=2s}"
 fi
 : "${N:=1000}" "${SCALE:=10000 50000 200000}" "${DURATION:=20s}" "${RUNS:=3}" "${RATE:=1000}" \

@@ -25,8 +25,9 @@ type target struct {
 }
 
 // readTargets reads the ports file of `bench listen` and returns its
-// listeners interleaved (tcp, tls, tcp, ...), or only the TCP ones.
-func readTargets(path string, tcpOnly bool) (Ports, []target, error) {
+// listeners interleaved (tcp, tls, tcp, ...), or only the TCP or only the
+// TLS ones.
+func readTargets(path string, tcpOnly, tlsOnly bool) (Ports, []target, error) {
 	var p Ports
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -37,7 +38,9 @@ func readTargets(path string, tcpOnly bool) (Ports, []target, error) {
 	}
 	var ts []target
 	for i, port := range p.TCP {
-		ts = append(ts, target{port: port})
+		if !tlsOnly {
+			ts = append(ts, target{port: port})
+		}
 		if !tcpOnly && i < len(p.TLS) {
 			ts = append(ts, target{port: p.TLS[i], tls: true})
 		}
@@ -93,6 +96,7 @@ type loopFlags struct {
 	concurrency int
 	maxTime     time.Duration
 	tcpOnly     bool
+	tlsOnly     bool
 }
 
 func parseLoop(name string, args []string, extra func(*flag.FlagSet)) (loopFlags, error) {
@@ -104,14 +108,15 @@ func parseLoop(name string, args []string, extra func(*flag.FlagSet)) (loopFlags
 	fs.IntVar(&f.concurrency, "concurrency", 4, "connections at once, at most")
 	fs.DurationVar(&f.maxTime, "max-time", 10*time.Minute, "stop after this long at the latest")
 	fs.BoolVar(&f.tcpOnly, "tcp-only", false, "only the TCP listeners")
+	fs.BoolVar(&f.tlsOnly, "tls-only", false, "only the TLS listeners")
 	if extra != nil {
 		extra(fs)
 	}
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
-	if f.concurrency < 1 || f.count < 0 || f.rate < 0 {
-		return f, fmt.Errorf("need -concurrency ≥ 1, -count ≥ 0, -rate ≥ 0")
+	if f.concurrency < 1 || f.count < 0 || f.rate < 0 || (f.tcpOnly && f.tlsOnly) {
+		return f, fmt.Errorf("need -concurrency ≥ 1, -count ≥ 0, -rate ≥ 0 and at most one of -tcp-only and -tls-only")
 	}
 	return f, nil
 }
@@ -129,7 +134,7 @@ func floorMain(args []string) error {
 	if err != nil {
 		return err
 	}
-	_, ts, err := readTargets(f.portsFile, f.tcpOnly)
+	_, ts, err := readTargets(f.portsFile, f.tcpOnly, f.tlsOnly)
 	if err != nil {
 		return err
 	}
@@ -168,7 +173,7 @@ func driveMain(args []string) error {
 	if err != nil {
 		return err
 	}
-	_, ts, err := readTargets(f.portsFile, f.tcpOnly)
+	_, ts, err := readTargets(f.portsFile, f.tcpOnly, f.tlsOnly)
 	if err != nil {
 		return err
 	}

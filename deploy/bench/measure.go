@@ -132,20 +132,36 @@ func (b *bench) settledCounts() (Counts, error) {
 	return c, err
 }
 
-// rateRuns runs every prober on the N TCP and N TLS listeners at the rate.
+// rateRuns runs every prober at the rate on the N TCP listeners, then on the
+// N TLS listeners: a bare connect and a handshake cost too differently to
+// share a "CPU per check".
 func (b *bench) rateRuns(rep *report, probers []prober) error {
+	for _, kind := range []string{"TCP", "TLS"} {
+		w := workload{tcp: b.ports.TCP}
+		if kind == "TLS" {
+			w = workload{tls: b.ports.TLS}
+		}
+		if err := b.ratePass(rep, probers, kind, w); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ratePass runs every prober o.runs times on w's listeners at the rate.
+func (b *bench) ratePass(rep *report, probers []prober, kind string, w workload) error {
 	o := b.o
-	iv := (time.Duration(float64(2*o.n)/o.rate*float64(time.Second)) + time.Millisecond/2).Round(time.Millisecond)
+	iv := (time.Duration(float64(w.targets())/o.rate*float64(time.Second)) + time.Millisecond/2).Round(time.Millisecond)
 	warm := min(max(iv+time.Second, 2*time.Second), 10*time.Second)
-	t := rep.table(fmt.Sprintf("Daemons at %g checks/s over %d TCP and %d TLS listeners", o.rate, o.n, o.n),
+	t := rep.table(fmt.Sprintf("Daemons at %g checks/s over %d %s listeners", o.rate, w.targets(), kind),
 		fmt.Sprintf("Interval %s; CPU per check = the prober's CPU time (/proc/PID/stat) over connections counted at the listeners; RSS at the end.", iv),
 		"checks/s at the listeners", "CPU ms/check", "RSS MiB")
+	w.interval, w.timeout, w.rate, w.concurrency = iv, timeoutFor(iv), o.rate, o.concurrency
+	w.count = int(o.rate * (warm + o.duration + 10*time.Second).Seconds())
+	w.maxTime = warm + o.duration + 60*time.Second
 	for run := range o.runs {
 		for _, p := range probers {
-			w := workload{tcp: b.ports.TCP, tls: b.ports.TLS, interval: iv, timeout: timeoutFor(iv), rate: o.rate,
-				count: int(o.rate * (warm + o.duration + 10*time.Second).Seconds()), concurrency: o.concurrency,
-				maxTime: warm + o.duration + 60*time.Second}
-			r, err := b.launch(p, w, fmt.Sprintf("rate-%d-%s", run, slug(p.name)))
+			r, err := b.launch(p, w, fmt.Sprintf("rate-%s-%d-%s", strings.ToLower(kind), run, slug(p.name)))
 			if err != nil {
 				return err
 			}
@@ -154,10 +170,10 @@ func (b *bench) rateRuns(rep *report, probers []prober) error {
 			rss, _ := rssMiB(r.main.cmd.Process.Pid)
 			r.stop()
 			if err != nil {
-				return fmt.Errorf("%s: %w", p.name, err)
+				return fmt.Errorf("%s on %s: %w", p.name, kind, err)
 			}
 			t.add(p.name, float64(conns)/o.duration.Seconds(), perCheckMs(cpu, conns), rss)
-			fmt.Fprintf(os.Stderr, "rate run %d %s: %d conns, %.2fs CPU, %.0f MiB\n", run+1, p.name, conns, cpu, rss)
+			fmt.Fprintf(os.Stderr, "rate %s run %d %s: %d conns, %.2fs CPU, %.0f MiB\n", kind, run+1, p.name, conns, cpu, rss)
 		}
 	}
 	return nil

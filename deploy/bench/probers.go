@@ -81,8 +81,11 @@ func writeFile(dir, name, data string) (string, error) {
 func loopArgs(w workload, portsFile string) []string {
 	args := []string{"-ports-file", portsFile, "-rate", fmt.Sprint(w.rate), "-count", fmt.Sprint(w.count),
 		"-concurrency", fmt.Sprint(w.concurrency), "-max-time", w.maxTime.String()}
-	if len(w.tls) == 0 {
+	switch {
+	case len(w.tls) == 0:
 		args = append(args, "-tcp-only")
+	case len(w.tcp) == 0:
+		args = append(args, "-tls-only")
 	}
 	return args
 }

@@ -68,7 +68,7 @@ func runBench(args []string) error {
 		return err
 	}
 	defer stopListen()
-	ports, _, err := readTargets(portsFile, false)
+	ports, _, err := readTargets(portsFile, false, false)
 	if err != nil {
 		return err
 	}
